@@ -1,0 +1,255 @@
+"""The ``mlhub-sync`` command: argument parsing, logging, exit codes. The only module that prints.
+
+Exit codes: 0 ok; 1 a run finished with failures; 2 changes pending (``--detailed-exitcode``);
+3 state problem (locked, newer schema); 64 bad spec or usage; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from . import __version__
+from .engine import DatasetPlan, DatasetRun
+from .errors import (
+    EXIT_CHANGES,
+    EXIT_FAILURES,
+    EXIT_OK,
+    EXIT_USAGE,
+    MlhubSyncError,
+    UsageError,
+)
+from .http import Http
+from .progress import LogReporter, NullReporter, Reporter, TqdmReporter
+from .redact import SecretFilter
+from .render import plan_json, plan_line, plan_text
+from .spec import DatasetConfig, LoadedSpec, MlhubSource, json_schema, load_spec
+
+log = logging.getLogger("mlhub_sync")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more detail: -v for INFO, -vv for DEBUG"
+    )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="only errors (no progress, no plan summary)"
+    )
+    parser = argparse.ArgumentParser(
+        prog="mlhub-sync",
+        description="Declarative sync of STAC / Radiant MLHub datasets to disk.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"mlhub-sync {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+
+    def spec_args(sub: argparse.ArgumentParser, json_help: str | None = None) -> None:
+        sub.add_argument("spec", metavar="SPEC", help="the spec file (YAML)")
+        sub.add_argument(
+            "--dataset",
+            action="append",
+            metavar="ID",
+            default=[],
+            help="only this dataset id (repeatable)",
+        )
+        if json_help:
+            sub.add_argument("--json", action="store_true", help=json_help)
+
+    spec_args(
+        command("validate", "check a spec without touching the network or disk"),
+        "print the resolved datasets as JSON",
+    )
+    plan = command("plan", "show what apply would do, and why")
+    spec_args(plan, "print the plan as JSON (format mlhub-sync.plan/1)")
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when changes are pending, 0 when in sync",
+    )
+    command("schema", "print the JSON Schema of the spec")
+    return parser
+
+
+def _configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None:
+    level = (
+        logging.ERROR
+        if quiet
+        else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
+        )
+    )
+    handler.addFilter(secrets)
+    root = logging.getLogger("mlhub_sync")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    # Progress lines are the point of a non-interactive run: show them unless --quiet.
+    logging.getLogger("mlhub_sync.progress").setLevel(logging.ERROR if quiet else logging.INFO)
+    if verbose >= 2:
+        for name in ("urllib3", "requests"):
+            other = logging.getLogger(name)
+            other.handlers[:] = [handler]
+            other.setLevel(logging.DEBUG)
+
+
+def _reporter(quiet: bool, environ: Mapping[str, str]) -> Reporter:
+    if quiet:
+        return NullReporter()
+    if sys.stderr.isatty() and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb":
+        return TqdmReporter(sys.stderr)
+    return LogReporter()
+
+
+def _selected(loaded: LoadedSpec, ids: Sequence[str]) -> list[DatasetConfig]:
+    if not ids:
+        return list(loaded.datasets)
+    unknown = sorted(set(ids) - {d.id for d in loaded.datasets})
+    if unknown:
+        raise UsageError(
+            f"--dataset {', '.join(unknown)}: not in the spec",
+            hint="use an id listed under datasets:",
+        )
+    return [d for d in loaded.datasets if d.id in ids]
+
+
+def _secrets_of(loaded: LoadedSpec, environ: Mapping[str, str], secrets: SecretFilter) -> None:
+    secrets.add(environ.get("MLHUB_API_KEY"))
+    for ds in loaded.datasets:
+        if isinstance(ds.source, MlhubSource) and ds.source.api_key is not None:
+            secrets.add(ds.source.api_key.get_secret_value())
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _error(exc: BaseException | str) -> None:
+    print(f"mlhub-sync: error: {exc}", file=sys.stderr)
+
+
+class _Context:
+    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str], secrets: SecretFilter):
+        self.args = args
+        self.environ = environ
+        self.secrets = secrets
+        self.reporter = _reporter(args.quiet, environ)
+
+    def http_for(self, config: DatasetConfig) -> Http:
+        return Http(
+            connect_timeout=config.timeout.connect,
+            read_timeout=config.timeout.read,
+            policy=config.retry,
+            secrets=self.secrets.values,
+        )
+
+
+def _cmd_validate(ctx: _Context, loaded: LoadedSpec) -> int:
+    datasets = _selected(loaded, ctx.args.dataset)
+    if ctx.args.json:
+        _print_json(
+            {
+                "format": "mlhub-sync.validate/1",
+                "spec": str(loaded.path),
+                "datasets": [
+                    {
+                        "id": d.id,
+                        "index": d.index,
+                        "dataset_dir": str(d.dataset_dir),
+                        "asset_dir": str(d.asset_dir),
+                        "source": d.source.type,
+                        "filters": d.filters.describe(),
+                        "catalog_only": d.catalog_only,
+                    }
+                    for d in datasets
+                ],
+            }
+        )
+    elif not ctx.args.quiet:
+        print(f"{loaded.path}: valid ({len(datasets)} datasets)")
+        for d in datasets:
+            filters = "; ".join(d.filters.describe()) or "no filters"
+            print(f"  {d.label}: {d.source.type} -> {d.dataset_dir} ({filters})")
+    return EXIT_OK
+
+
+def _run_each(
+    ctx: _Context, datasets: Sequence[DatasetConfig], work: Callable[[DatasetRun], DatasetPlan]
+) -> tuple[list[DatasetPlan], int]:
+    """Run ``work`` per dataset; one dataset's failure is reported and the others go on."""
+    results: list[DatasetPlan] = []
+    worst = EXIT_OK
+    for config in datasets:
+        try:
+            with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
+                results.append(work(run))
+        except MlhubSyncError as exc:
+            _error(f"{config.label}: {exc}")
+            worst = max(worst, exc.exit_code)
+    return results, worst
+
+
+def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
+    plans, worst = _run_each(ctx, _selected(loaded, ctx.args.dataset), lambda run: run.plan())
+    if ctx.args.json:
+        _print_json(plan_json(plans))
+    elif ctx.args.quiet:
+        pass
+    elif ctx.args.verbose or len(plans) == 1:
+        print(plan_text(plans))
+    else:
+        for p in plans:
+            print(plan_line(p))
+    if worst:
+        return worst
+    if ctx.args.detailed_exitcode and any(p.pending for p in plans):
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+_COMMANDS: dict[str, Callable[[_Context, LoadedSpec], int]] = {
+    "validate": _cmd_validate,
+    "plan": _cmd_plan,
+}
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``mlhub-sync`` console script."""
+    environ = os.environ if environ is None else environ
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error
+        return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
+    secrets = SecretFilter()
+    _configure_logging(args.verbose, args.quiet, secrets)
+    if args.command == "schema":
+        _print_json(json_schema())
+        return EXIT_OK
+    try:
+        loaded = load_spec(args.spec, environ)
+        _secrets_of(loaded, environ, secrets)
+        return _COMMANDS[args.command](_Context(args, environ, secrets), loaded)
+    except MlhubSyncError as exc:
+        _error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mlhub-sync: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILURES
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""The error tree of mlhub-sync.
+
+Every error a user can meet is an :class:`MlhubSyncError`: a short message, the offending thing
+(a path, a URL with secrets redacted, a spec field) and a hint that names the fix. Library code
+raises them; only the CLI prints them, and it maps each branch to an exit code:
+
+====================  =====  =============================================================
+branch                exit   when
+====================  =====  =============================================================
+SpecError             64     the spec (or a command line) is invalid
+StateError            3      the state db is locked, corrupt or from a newer version
+CatalogError          1      the catalog could not be fetched, verified or indexed
+TransferError         1      one asset could not be transferred (``retryable`` says if a
+                             retry may help); aggregated into :class:`ApplyError`
+FatalLocalError       1      a local failure that stops the whole run (disk full, read-only)
+ApplyError            1      a run finished and some assets failed (the report has them)
+====================  =====  =============================================================
+
+Exceptions from requests, urllib3, sqlite3 and the OS are mapped to these at one boundary each
+and chained with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+EXIT_OK = 0
+EXIT_FAILURES = 1
+EXIT_CHANGES = 2
+EXIT_STATE = 3
+EXIT_USAGE = 64
+
+
+class MlhubSyncError(Exception):
+    """Base class: a message a person can act on.
+
+    ``subject`` names the offending thing (file, URL, field); ``hint`` says how to fix it.
+    """
+
+    exit_code = EXIT_FAILURES
+
+    def __init__(self, message: str, *, subject: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.subject = subject
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = self.message
+        if self.subject:
+            text = f"{self.subject}: {text}"
+        if self.hint:
+            text = f"{text}\n  hint: {self.hint}"
+        return text
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem in a spec: where (``file:line``), which field, and what is wrong."""
+
+    location: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        field = f"{self.field}: " if self.field else ""
+        return f"{where}{field}{self.message}"
+
+
+class SpecError(MlhubSyncError):
+    """The spec is invalid. Carries every issue found, one line each."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, issues: Sequence[SpecIssue], *, hint: str | None = None):
+        self.issues = tuple(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues), hint=hint)
+
+
+class UsageError(MlhubSyncError):
+    """The command line or an API call was used wrongly."""
+
+    exit_code = EXIT_USAGE
+
+
+class StateError(MlhubSyncError):
+    """The state db cannot be used (corrupt, newer schema, unwritable)."""
+
+    exit_code = EXIT_STATE
+
+
+class StateLockedError(StateError):
+    """Another process holds the dataset folder's lock."""
+
+    def __init__(self, lock_path: Path, holder: str):
+        super().__init__(
+            f"another mlhub-sync ({holder}) is working on this dataset folder",
+            subject=str(lock_path),
+            hint="wait for it to finish, or stop that process; the lock is released when it exits",
+        )
+        self.holder = holder
+
+
+class CatalogError(MlhubSyncError):
+    """The catalog could not be fetched, verified, extracted or indexed."""
+
+
+class SourceAuthError(CatalogError):
+    """The catalog source refused our credentials (HTTP 401/403)."""
+
+
+class TransferError(MlhubSyncError):
+    """One transfer failed. ``retryable`` says whether trying again may help.
+
+    ``status`` is the HTTP status when the server answered, else ``None``; ``error_class`` names
+    the kind of failure for the report (``http-404``, ``connection``, ``checksum-mismatch``...).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str | None = None,
+        retryable: bool,
+        error_class: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+        hint: str | None = None,
+    ):
+        super().__init__(message, subject=subject, hint=hint)
+        self.retryable = retryable
+        self.error_class = error_class
+        self.status = status
+        self.retry_after = retry_after
+
+
+class FatalLocalError(MlhubSyncError):
+    """A local failure that makes every further transfer pointless (disk full, read-only fs)."""
+
+
+class ApplyError(MlhubSyncError):
+    """A run finished with failed assets; ``report_paths`` lists the error reports written."""
+
+    def __init__(self, failed: int, report_paths: Sequence[Path]):
+        paths = ", ".join(str(p) for p in report_paths)
+        super().__init__(
+            f"{failed} asset(s) failed",
+            subject=paths or None,
+            hint="the report lists each failure with its reason; re-run apply to retry them",
+        )
+        self.failed = failed
+        self.report_paths = tuple(report_paths)

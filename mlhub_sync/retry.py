@@ -1,0 +1,68 @@
+"""Retry policy: which failures retry, and how long to wait. A pure value, no clock inside.
+
+Connection errors, timeouts, truncated bodies and the statuses in :data:`RETRYABLE_STATUS`
+retry with exponential backoff and *full jitter* (a uniform wait in ``[0, min(cap, base*2^n)]``,
+which spreads a crowd of clients out better than a fixed schedule). A server's ``Retry-After``
+(seconds or an HTTP-date) is honoured, up to ``max_retry_after``. Other statuses (400, 401,
+403, 404, 410...) are final: retrying cannot change the answer.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+from dataclasses import dataclass
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504, 507, 509, 520, 521, 522, 523,
+                              524, 529})  # fmt: skip
+
+
+def is_retryable_status(status: int) -> bool:
+    """True for statuses a later attempt may change (throttling, server trouble)."""
+    return status in RETRYABLE_STATUS or (status >= 500 and status not in (501, 505))
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date), or ``None``."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many times and how patiently to retry one transfer.
+
+    ``max_retries`` counts attempts after the first. An attempt that received bytes resets the
+    count (progress proves the server works; a long file on a flaky link must not run out).
+    """
+
+    max_retries: int = 8
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 300.0
+
+    def should_retry(self, failures_in_a_row: int) -> bool:
+        """True while failures without progress stay within the budget."""
+        return failures_in_a_row <= self.max_retries
+
+    def delay(self, failures_in_a_row: int, retry_after: float | None, jitter: float) -> float:
+        """Seconds to wait before the next attempt.
+
+        ``failures_in_a_row`` >= 1; ``jitter`` in [0, 1) from the caller's random source.
+        """
+        exponent = min(failures_in_a_row - 1, 62)
+        ceiling = min(self.max_backoff, self.backoff * math.pow(2.0, exponent))
+        wait = jitter * ceiling
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, self.max_retry_after))
+        return wait

@@ -1,0 +1,71 @@
+"""The Radiant MLHub API: ``/catalog/{id}`` (the archive, usually a 302 to blob storage) and
+``/datasets/{id}`` (the dataset's metadata). The API key travels as the ``key`` query
+parameter on API calls only; redirects to blob storage do not carry it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urljoin
+
+from ..credentials import resolve_api_key, resolve_root_url
+from ..errors import CatalogError
+from ..http import Http
+from ..progress import NULL_REPORTER, Reporter
+from ..redact import redact_url
+from ..spec import MlhubSource
+from ..state import StateDB
+from . import FetchedArchive
+from .archive import fetch_remote
+
+
+def catalog_url(root_url: str, dataset_id: str) -> str:
+    """``{root}/catalog/{dataset_id}``."""
+    return urljoin(root_url, f"catalog/{quote(dataset_id, safe='')}")
+
+
+def key_params(api_key: str | None) -> dict[str, str]:
+    """Query parameters carrying the key (none without a key)."""
+    return {"key": api_key} if api_key else {}
+
+
+def fetch_archive(
+    source: MlhubSource,
+    dataset_id: str,
+    kept: Path,
+    db: StateDB,
+    http: Http,
+    environ: Mapping[str, str],
+    reporter: Reporter = NULL_REPORTER,
+) -> FetchedArchive:
+    """Fetch the dataset's catalog archive from the API (conditionally)."""
+    root = resolve_root_url(source, environ)
+    key = resolve_api_key(source, environ)
+    return fetch_remote(
+        http,
+        catalog_url(root, dataset_id),
+        kept,
+        db,
+        params=key_params(key),
+        what=f"{dataset_id}: fetch stac catalog",
+        reporter=reporter,
+    )
+
+
+def get_dataset(http: Http, root_url: str, dataset_id: str, api_key: str | None) -> dict[str, Any]:
+    """The dataset object of ``GET /datasets/{id}``."""
+    url = urljoin(root_url, f"datasets/{quote(dataset_id, safe='')}")
+    with http.get(url, params=key_params(api_key), what=f"look up dataset {dataset_id!r}") as resp:
+        try:
+            data = resp.json()
+        except ValueError as exc:
+            raise CatalogError(
+                "the API answered with something that is not JSON", subject=redact_url(url)
+            ) from exc
+    if not isinstance(data, dict):
+        raise CatalogError(
+            "the API answered with an unexpected dataset object", subject=redact_url(url)
+        )
+    return data

@@ -1,0 +1,129 @@
+"""A static STAC catalog: crawled from its ``catalog.json`` through ``child`` and ``item`` links.
+
+Each document fetched is staged at its place in the standard layout (``catalog.json``,
+``{collection}/collection.json``, ``{collection}/{item}/{item}.json``) and handed to the
+indexer with its own URL, so relative asset hrefs resolve where the catalog really lives.
+A local catalog may have ``file:`` hrefs; a remote one may not (it could make us read local
+files). The crawl runs on every plan: a static catalog has no single validator to ask.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+from ..catalog import Document
+from ..errors import CatalogError
+from ..http import Http
+from ..layout import safe_component
+from ..progress import NULL_REPORTER, Reporter
+from ..redact import redact_url
+from ..spec import StacSource
+from ..stacdoc import document_kind, normalize_href
+
+log = logging.getLogger(__name__)
+
+MAX_DOCUMENT_BYTES = 64 * 2**20
+
+
+def root_url(source: StacSource) -> str:
+    """The catalog's URL (a ``file:`` URL for a local path)."""
+    if source.url is not None:
+        return source.url
+    assert source.path is not None
+    return Path(source.path).resolve().as_uri()
+
+
+def _read(url: str, http: Http) -> bytes:
+    if urlsplit(url).scheme == "file":
+        path = Path(url2pathname(urlsplit(url).path))
+        try:
+            if path.stat().st_size > MAX_DOCUMENT_BYTES:
+                raise CatalogError("the STAC document is too large", subject=str(path))
+            return path.read_bytes()
+        except OSError as exc:
+            raise CatalogError(
+                f"cannot read the STAC document: {exc.strerror or exc}", subject=str(path)
+            ) from exc
+    with http.get(url, what="fetch STAC document") as response:
+        return response.content[: MAX_DOCUMENT_BYTES + 1]
+
+
+def crawl(
+    source: StacSource, staging: Path, http: Http, reporter: Reporter = NULL_REPORTER
+) -> Iterator[Document]:
+    """Fetch every document reachable from the root, staging and yielding each once."""
+    start = root_url(source)
+    allow_file = source.path is not None
+    queue: deque[tuple[str, str | None]] = deque([(start, None)])
+    seen = {start}
+    with reporter.stage("crawl STAC catalog", unit="docs") as stage:
+        while queue:
+            url, parent_collection = queue.popleft()
+            try:
+                data = _read(url, http)
+                doc = json.loads(data)
+            except (CatalogError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                if url == start:
+                    raise CatalogError(
+                        f"cannot read the root catalog: {exc}", subject=redact_url(url)
+                    ) from exc
+                log.warning("skipping %s: %s", redact_url(url), exc)
+                continue
+            if not isinstance(doc, dict):
+                continue
+            rel, collection = _place(doc, url == start, parent_collection)
+            if _stage(staging, rel, data):
+                stage.update()
+                yield Document(rel, data, url)
+            for link in doc.get("links") or []:
+                if not isinstance(link, dict) or link.get("rel") not in ("child", "item"):
+                    continue
+                href = link.get("href")
+                if not isinstance(href, str):
+                    continue
+                try:
+                    target = normalize_href(href, url, allow_file=allow_file)
+                except ValueError as exc:
+                    log.warning("%s: ignoring link %r: %s", redact_url(url), href[:200], exc)
+                    continue
+                if target not in seen:
+                    seen.add(target)
+                    queue.append((target, collection))
+
+
+def _place(
+    doc: dict[str, object], is_root: bool, parent_collection: str | None
+) -> tuple[str, str | None]:
+    """Where a document is staged, and the collection its children belong to."""
+    doc_id = doc.get("id")
+    name = safe_component(doc_id if isinstance(doc_id, str) and doc_id else "_unnamed")
+    kind = document_kind(doc)
+    if is_root:
+        return "catalog.json", parent_collection
+    if kind == "collection":
+        return f"{name}/collection.json", str(doc_id)
+    if kind == "item":
+        own = doc.get("collection")
+        collection = own if isinstance(own, str) and own else parent_collection or "_default"
+        return f"{safe_component(collection)}/{name}/{name}.json", parent_collection
+    return f"{name}/catalog.json", parent_collection
+
+
+def _stage(staging: Path, rel: str, data: bytes) -> bool:
+    target = staging / rel
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    except FileExistsError:
+        log.warning("two STAC documents map to %s; keeping the first", rel)
+        return False
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return True
