@@ -93,7 +93,7 @@ def parse_multihash(text: str) -> Multihash:
 
 def md5_multihash(md5_hex: str) -> str:
     """The multihash (hex) of an MD5 digest."""
-    return "d510" + md5_hex
+    return "d50110" + md5_hex
 
 
 def base64_md5(value: str | None) -> str | None:

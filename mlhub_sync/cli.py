@@ -10,12 +10,22 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from . import __version__
-from .engine import DatasetPlan, DatasetRun
+from .engine import (
+    ApplyOutcome,
+    DatasetPlan,
+    DatasetRun,
+    DatasetStatus,
+    VerifyResult,
+    dataset_status,
+    verify_dataset,
+)
 from .errors import (
     EXIT_CHANGES,
     EXIT_FAILURES,
@@ -27,7 +37,17 @@ from .errors import (
 from .http import Http
 from .progress import LogReporter, NullReporter, Reporter, TqdmReporter
 from .redact import SecretFilter
-from .render import plan_json, plan_line, plan_text
+from .render import (
+    apply_json,
+    apply_line,
+    plan_json,
+    plan_line,
+    plan_text,
+    status_json,
+    status_text,
+    verify_json,
+    verify_text,
+)
 from .spec import DatasetConfig, LoadedSpec, MlhubSource, json_schema, load_spec
 
 log = logging.getLogger("mlhub_sync")
@@ -74,6 +94,23 @@ def _parser() -> argparse.ArgumentParser:
         "--detailed-exitcode",
         action="store_true",
         help="exit 2 when changes are pending, 0 when in sync",
+    )
+    apply = command("apply", "download what is missing, partial or corrupt")
+    spec_args(apply, "print the result as JSON (format mlhub-sync.apply/1)")
+    apply.add_argument(
+        "--prune", action="store_true", help="delete managed files the spec no longer selects"
+    )
+    apply.add_argument(
+        "--force", action="store_true", help="let prune delete more than max_delete files"
+    )
+    spec_args(
+        command("status", "what is on disk vs desired, from the state db (no network)"),
+        "print the status as JSON (format mlhub-sync.status/1)",
+    )
+    verify = command("verify", "re-check managed files against their records")
+    spec_args(verify, "print the result as JSON (format mlhub-sync.verify/1)")
+    verify.add_argument(
+        "--deep", action="store_true", help="hash every file instead of comparing size and mtime"
     )
     command("schema", "print the JSON Schema of the spec")
     return parser
@@ -219,10 +256,78 @@ def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
     return EXIT_OK
 
 
+def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
+    datasets = _selected(loaded, ctx.args.dataset)
+    outcomes: list[ApplyOutcome] = []
+    worst = EXIT_OK
+    for config in datasets:
+        try:
+            with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
+                outcome = run.apply(force=ctx.args.force, prune=ctx.args.prune or None)
+        except MlhubSyncError as exc:
+            _error(f"{config.label}: {exc}")
+            worst = max(worst, exc.exit_code)
+            continue
+        outcomes.append(outcome)
+        if not ctx.args.quiet and not ctx.args.json:
+            print(plan_line(outcome.planned) if outcome.planned.pending else "", end="")
+            print(("\n" if outcome.planned.pending else "") + apply_line(outcome), flush=True)
+        if outcome.failed or outcome.stats.fatal or outcome.stats.interrupted:
+            worst = max(worst, EXIT_FAILURES)
+        if outcome.stats.fatal is not None:
+            _error(f"{config.label}: {outcome.stats.fatal}")
+        if outcome.stats.interrupted:
+            raise KeyboardInterrupt
+    if ctx.args.json:
+        _print_json(apply_json(outcomes))
+    return worst
+
+
+def _cmd_status(ctx: _Context, loaded: LoadedSpec) -> int:
+    statuses: list[DatasetStatus] = []
+    worst = EXIT_OK
+    for config in _selected(loaded, ctx.args.dataset):
+        try:
+            statuses.append(dataset_status(config))
+        except MlhubSyncError as exc:
+            _error(f"{config.label}: {exc}")
+            worst = max(worst, exc.exit_code)
+    if ctx.args.json:
+        _print_json(status_json(statuses))
+    elif not ctx.args.quiet:
+        print(status_text(statuses))
+    return worst
+
+
+def _cmd_verify(ctx: _Context, loaded: LoadedSpec) -> int:
+    results: list[VerifyResult] = []
+    worst = EXIT_OK
+    for config in _selected(loaded, ctx.args.dataset):
+        try:
+            results.append(verify_dataset(config, deep=ctx.args.deep))
+        except MlhubSyncError as exc:
+            _error(f"{config.label}: {exc}")
+            worst = max(worst, exc.exit_code)
+    if ctx.args.json:
+        _print_json(verify_json(results, ctx.args.deep))
+    elif not ctx.args.quiet:
+        print(verify_text(results, ctx.args.deep))
+    if any(r.bad for r in results):
+        worst = max(worst, EXIT_FAILURES)
+    return worst
+
+
 _COMMANDS: dict[str, Callable[[_Context, LoadedSpec], int]] = {
     "validate": _cmd_validate,
     "plan": _cmd_plan,
+    "apply": _cmd_apply,
+    "status": _cmd_status,
+    "verify": _cmd_verify,
 }
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: parts kept, journal flushed
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -234,6 +339,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return EXIT_USAGE if exc.code not in (0, None) else EXIT_OK
     secrets = SecretFilter()
     _configure_logging(args.verbose, args.quiet, secrets)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     if args.command == "schema":
         _print_json(json_schema())
         return EXIT_OK

@@ -6,17 +6,32 @@ the same.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import logging
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
+from .errors import MlhubSyncError
+from .executor import ApplyStats, Executor, ExecutorSettings
 from .http import Http
-from .plan import PlanSummary, build_plan
+from .plan import Action, PlanSummary, build_plan, iter_steps
 from .progress import NULL_REPORTER, Reporter
+from .report import ErrorReport
 from .resolve import CatalogStatus, refresh_catalog
 from .select import SelectionSummary, select_assets
 from .spec import DatasetConfig
 from .state import DatasetLock, StateDB
+
+log = logging.getLogger(__name__)
+
+
+class PruneRefusedError(MlhubSyncError):
+    """Prune would delete more files than ``max_delete`` allows."""
 
 
 @dataclass
@@ -32,6 +47,22 @@ class DatasetPlan:
     def pending(self) -> int:
         """Paths with work to do."""
         return self.plan.pending
+
+
+@dataclass
+class ApplyOutcome:
+    """Everything ``apply`` did for one dataset."""
+
+    planned: DatasetPlan
+    stats: ApplyStats = field(default_factory=ApplyStats)
+    report: Path | None = None
+    pruned: int = 0
+    prune_refused: str | None = None
+
+    @property
+    def failed(self) -> int:
+        """Assets that failed (they are in the report)."""
+        return self.stats.failed
 
 
 class DatasetRun:
@@ -87,3 +118,217 @@ class DatasetRun:
         )
         result.plan = build_plan(self.db, str(self.config.asset_dir))
         return result
+
+    def apply(
+        self, *, stop: threading.Event | None = None, force: bool = False, prune: bool | None = None
+    ) -> ApplyOutcome:
+        """Plan, then carry the plan out; prune afterwards when asked and nothing failed."""
+        planned = self.plan()
+        outcome = ApplyOutcome(planned)
+        if self.config.catalog_only:
+            return outcome
+        cfg = self.config
+        report = ErrorReport(cfg.dataset_dir, cfg.id, secrets=self.http.secrets)
+        settings = ExecutorSettings(
+            asset_dir=cfg.asset_dir,
+            workers=cfg.workers,
+            checksum_mode=cfg.checksum,
+            policy=cfg.retry,
+            connect_timeout=cfg.timeout.connect,
+            read_timeout=cfg.timeout.read,
+        )
+        executor = Executor(settings, self.db, report, stop=stop, reporter=self.reporter)
+        pending = [planned.plan.tally(a) for a in Action if a is not Action.KEEP]
+        total_bytes = sum(t.bytes for t in pending) if not any(t.unknown for t in pending) else None
+        try:
+            outcome.stats = executor.run(iter_steps(self.db), planned.pending, total_bytes)
+        finally:
+            outcome.report = report.close()
+        stats = outcome.stats
+        if (cfg.prune if prune is None else prune) and planned.plan.not_desired:
+            if stats.failed or stats.fatal or stats.interrupted:
+                outcome.prune_refused = "not pruning after a run with errors"
+            else:
+                try:
+                    outcome.pruned = self._prune(cfg.max_delete, force)
+                except PruneRefusedError as exc:
+                    outcome.prune_refused = str(exc)
+        return outcome
+
+    def _prune(self, max_delete: int, force: bool) -> int:
+        """Delete managed files the selection no longer wants (never untracked files)."""
+        count = self.planned_not_desired()
+        if count > max_delete and not force:
+            raise PruneRefusedError(
+                f"prune would delete {count} files, more than max_delete ({max_delete})",
+                hint="raise max_delete in the spec, or pass --force",
+            )
+        base = self.config.asset_dir
+        deleted = 0
+        while True:
+            paths = [
+                row[0]
+                for row in self.db.execute(
+                    "SELECT path FROM files WHERE path NOT IN (SELECT path FROM temp.selection) "
+                    "LIMIT 1000"
+                )
+            ]
+            if not paths:
+                return deleted
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(base / path)
+                deleted += 1
+                log.info("pruned %s", path)
+            with self.db.transaction():
+                self.db.delete_files(paths)
+
+    def planned_not_desired(self) -> int:
+        """Managed files outside the current selection."""
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM files WHERE path NOT IN (SELECT path FROM temp.selection)"
+            ).fetchone()[0]
+        )
+
+
+@dataclass
+class DatasetStatus:
+    """``status``: the selection against disk and state, from the state db alone."""
+
+    planned: DatasetPlan
+    synced: bool
+    last_sync: float | None = None
+    report_rows: int = 0
+
+
+def dataset_status(config: DatasetConfig) -> DatasetStatus:
+    """What is on disk vs desired, with no network and no lock (reads only)."""
+    try:
+        db = StateDB.open(config.dataset_dir, create=False)
+    except MlhubSyncError:
+        return DatasetStatus(DatasetPlan(config, CatalogStatus(False, 0, 0, 0)), synced=False)
+    with db:
+        catalog = CatalogStatus(False, db.count("items"), db.count("assets"), db.count("rejected"))
+        planned = DatasetPlan(config, catalog)
+        if not config.catalog_only:
+            planned.selection = select_assets(db, config.filters, config.common_asset_keys)
+            planned.plan = build_plan(db, str(config.asset_dir))
+        last = db.execute("SELECT MAX(synced_at) FROM files").fetchone()[0]
+    report = config.dataset_dir / "mlhub_errors.csv"
+    rows = 0
+    if report.exists():
+        with report.open(encoding="utf-8") as f:
+            rows = max(0, sum(1 for _ in f) - 1)
+    return DatasetStatus(planned, synced=True, last_sync=last, report_rows=rows)
+
+
+@dataclass
+class VerifyResult:
+    """``verify``: managed files checked against their records."""
+
+    config: DatasetConfig
+    checked: int = 0
+    ok: int = 0
+    missing: int = 0
+    changed: int = 0  # size or mtime differ (fast mode)
+    corrupt: int = 0  # content differs from the recorded hash (deep mode)
+    unverifiable: int = 0  # deep mode, no hash recorded
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def bad(self) -> int:
+        """Files that are not as recorded."""
+        return self.missing + self.changed + self.corrupt
+
+
+def verify_dataset(config: DatasetConfig, *, deep: bool) -> VerifyResult:
+    """Check every managed file: by size and mtime, or (``deep``) by its hash.
+
+    A deep check that finds the content wrong marks the record ``corrupt`` (the next plan
+    replaces the file); one that finds it right after a touch refreshes the recorded mtime.
+    """
+    result = VerifyResult(config)
+    base = str(config.asset_dir) + "/"
+    with DatasetLock(config.dataset_dir), StateDB.open(config.dataset_dir, create=False) as db:
+        last = ""
+        while True:
+            page = db.execute(
+                "SELECT path, size, mtime_ns, md5, verified_by FROM files WHERE path > ? "
+                "ORDER BY path LIMIT 1000",
+                (last,),
+            ).fetchall()
+            if not page:
+                break
+            last = page[-1][0]
+            refreshed: list[tuple[int, str]] = []
+            corrupt: list[tuple[str]] = []
+            for path, size, mtime_ns, md5, verified_by in page:
+                result.checked += 1
+                problem = _check_file(
+                    base + path,
+                    size,
+                    mtime_ns,
+                    md5,
+                    verified_by,
+                    deep,
+                    refreshed,
+                    corrupt,
+                    path,
+                    result,
+                )
+                if problem:
+                    if len(result.problems) < 100:
+                        result.problems.append((path, problem))
+                else:
+                    result.ok += 1
+            with db.transaction():
+                db.conn.executemany("UPDATE files SET mtime_ns = ? WHERE path = ?", refreshed)
+                db.conn.executemany(
+                    "UPDATE files SET verified_by = 'corrupt' WHERE path = ?", corrupt
+                )
+    return result
+
+
+def _check_file(
+    full: str,
+    size: int,
+    mtime_ns: int,
+    md5: str | None,
+    verified_by: str,
+    deep: bool,
+    refreshed: list[tuple[int, str]],
+    corrupt: list[tuple[str]],
+    path: str,
+    result: VerifyResult,
+) -> str | None:
+    try:
+        st = os.stat(full)
+    except FileNotFoundError:
+        result.missing += 1
+        return "missing"
+    if st.st_size != size:
+        result.changed += 1
+        return f"size {st.st_size}, recorded {size}"
+    if verified_by == "corrupt":
+        result.corrupt += 1
+        return "marked corrupt by an earlier verify"
+    if not deep:
+        if st.st_mtime_ns != mtime_ns:
+            result.changed += 1
+            return "modified since it was synced (mtime)"
+        return None
+    if md5 is None:
+        result.unverifiable += 1
+        return None
+    digest = hashlib.md5()
+    with open(full, "rb") as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    if digest.hexdigest() != md5:
+        result.corrupt += 1
+        corrupt.append((path,))
+        return "content differs from the recorded md5"
+    if st.st_mtime_ns != mtime_ns:
+        refreshed.append((st.st_mtime_ns, path))
+    return None

@@ -130,6 +130,8 @@ def decide(
         return Action.DOWNLOAD, Reason.MISSING
     if record is None:
         return Action.VERIFY, Reason.UNTRACKED
+    if record.verified_by == "corrupt":  # marked by `verify --deep`
+        return Action.REPLACE, Reason.CHECKSUM_MISMATCH
     if href_identity(record.href) != href_identity(desired.href):
         return Action.REPLACE, Reason.UPSTREAM_CHANGED
     if not checksum_agrees(desired.checksum, record):

@@ -6,14 +6,18 @@ their shape changes incompatibly.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from .engine import DatasetPlan
+from .engine import ApplyOutcome, DatasetPlan, DatasetStatus, VerifyResult
 from .plan import Action, Tally
 from .redact import redact_url
 
 PLAN_FORMAT = "mlhub-sync.plan/1"
+APPLY_FORMAT = "mlhub-sync.apply/1"
+STATUS_FORMAT = "mlhub-sync.status/1"
+VERIFY_FORMAT = "mlhub-sync.verify/1"
 
 _ORDER = (Action.DOWNLOAD, Action.RESUME, Action.REPLACE, Action.VERIFY, Action.KEEP)
 
@@ -112,52 +116,196 @@ def _tally_json(t: Tally) -> dict[str, int]:
 
 def plan_json(plans: Sequence[DatasetPlan]) -> dict[str, Any]:
     """The plan as a JSON document (``format: mlhub-sync.plan/1``)."""
-    datasets = []
-    for p in plans:
-        cfg, sel = p.config, p.selection
-        actions: dict[str, Any] = {}
-        for action in _ORDER:
-            entry: dict[str, Any] = _tally_json(p.plan.tally(action))
-            entry["reasons"] = {
-                r.value: _tally_json(t)
-                for (a, r), t in sorted(p.plan.counts.items(), key=lambda kv: kv[0][1].value)
-                if a is action
-            }
-            actions[action.value] = entry
-        datasets.append(
-            {
-                "id": cfg.id,
-                "index": cfg.index,
-                "dataset_dir": str(cfg.dataset_dir),
-                "asset_dir": str(cfg.asset_dir),
-                "catalog_only": cfg.catalog_only,
-                "catalog": {
-                    "reindexed": p.catalog.reindexed,
-                    "items": p.catalog.items,
-                    "assets": p.catalog.assets,
-                    "rejected": p.catalog.rejected,
-                },
-                "filters": cfg.filters.describe(),
-                "selection": {
-                    "files": sel.selected,
-                    "bytes": sel.selected_bytes,
-                    "unknown_size": sel.unknown_size,
-                    "excluded_assets": sel.excluded_assets,
-                    "excluded_items": {r.name.lower(): n for r, n in sel.excluded_items.items()},
-                    "conflicts": sel.conflict_count,
-                    "conflict_samples": [
-                        {
-                            "path": c.path,
-                            "kept": redact_url(c.kept),
-                            "dropped": redact_url(c.dropped),
-                            "from": c.dropped_from,
-                        }
-                        for c in sel.conflicts
-                    ],
-                },
-                "actions": actions,
-                "not_desired": {"files": p.plan.not_desired, "sample": p.plan.not_desired_sample},
-                "pending": p.pending,
-            }
+    return {
+        "format": PLAN_FORMAT,
+        "datasets": [_plan_dataset_json(p) for p in plans],
+        "pending": sum(p.pending for p in plans),
+    }
+
+
+def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
+    """One dataset's plan as JSON."""
+    cfg, sel = p.config, p.selection
+    actions: dict[str, Any] = {}
+    for action in _ORDER:
+        entry: dict[str, Any] = _tally_json(p.plan.tally(action))
+        entry["reasons"] = {
+            r.value: _tally_json(t)
+            for (a, r), t in sorted(p.plan.counts.items(), key=lambda kv: kv[0][1].value)
+            if a is action
+        }
+        actions[action.value] = entry
+    return {
+        "id": cfg.id,
+        "index": cfg.index,
+        "dataset_dir": str(cfg.dataset_dir),
+        "asset_dir": str(cfg.asset_dir),
+        "catalog_only": cfg.catalog_only,
+        "catalog": {
+            "reindexed": p.catalog.reindexed,
+            "items": p.catalog.items,
+            "assets": p.catalog.assets,
+            "rejected": p.catalog.rejected,
+        },
+        "filters": cfg.filters.describe(),
+        "selection": {
+            "files": sel.selected,
+            "bytes": sel.selected_bytes,
+            "unknown_size": sel.unknown_size,
+            "excluded_assets": sel.excluded_assets,
+            "excluded_items": {r.name.lower(): n for r, n in sel.excluded_items.items()},
+            "conflicts": sel.conflict_count,
+            "conflict_samples": [
+                {
+                    "path": c.path,
+                    "kept": redact_url(c.kept),
+                    "dropped": redact_url(c.dropped),
+                    "from": c.dropped_from,
+                }
+                for c in sel.conflicts
+            ],
+        },
+        "actions": actions,
+        "not_desired": {"files": p.plan.not_desired, "sample": p.plan.not_desired_sample},
+        "pending": p.pending,
+    }
+
+
+def apply_line(o: ApplyOutcome) -> str:
+    """One line per dataset after apply."""
+    st, cfg = o.stats, o.planned.config
+    if cfg.catalog_only:
+        return f"{cfg.id}: catalog saved to {cfg.dataset_dir} (catalog_only)"
+    done = [
+        f"{n} {name}"
+        for name, n in (
+            ("downloaded", st.downloaded),
+            ("resumed", st.resumed),
+            ("replaced", st.replaced),
+            ("adopted", st.adopted),
+            ("linked", st.linked),
         )
-    return {"format": PLAN_FORMAT, "datasets": datasets, "pending": sum(p.pending for p in plans)}
+        if n
+    ]
+    keep = o.planned.plan.tally(Action.KEEP).files
+    text = f"{cfg.id}: {', '.join(done) or 'nothing to do'}; {keep} up to date"
+    if st.transferred:
+        rate = st.transferred / max(st.seconds, 1e-9) / 2**20
+        text += f"; {human_bytes(st.transferred)} in {st.seconds:.1f}s ({rate:.1f} MiB/s)"
+    if st.failed:
+        text += f"; {st.failed} FAILED (see {o.report})"
+    if st.fatal is not None:
+        text += f"; STOPPED: {st.fatal}"
+    if st.interrupted:
+        text += "; interrupted (partial downloads kept for resume)"
+    if o.pruned:
+        text += f"; pruned {o.pruned}"
+    if o.prune_refused:
+        text += f"; prune skipped: {o.prune_refused}"
+    return text
+
+
+def apply_json(outcomes: Sequence[ApplyOutcome]) -> dict[str, Any]:
+    """Apply results as JSON (``format: mlhub-sync.apply/1``)."""
+    datasets = []
+    for o in outcomes:
+        st = o.stats
+        entry = _plan_dataset_json(o.planned)
+        entry["result"] = {
+            "downloaded": st.downloaded,
+            "resumed": st.resumed,
+            "replaced": st.replaced,
+            "adopted": st.adopted,
+            "linked": st.linked,
+            "failed": st.failed,
+            "bytes_transferred": st.transferred,
+            "seconds": round(st.seconds, 3),
+            "interrupted": st.interrupted,
+            "fatal": str(st.fatal) if st.fatal else None,
+            "report": str(o.report) if o.report else None,
+            "pruned": o.pruned,
+            "prune_refused": o.prune_refused,
+        }
+        datasets.append(entry)
+    return {"format": APPLY_FORMAT, "datasets": datasets, "failed": sum(o.failed for o in outcomes)}
+
+
+def status_text(statuses: Sequence[DatasetStatus]) -> str:
+    """``status`` for people."""
+    out = []
+    for s in statuses:
+        p, cfg = s.planned, s.planned.config
+        if not s.synced:
+            out.append(f"{cfg.label}: not synced yet ({cfg.dataset_dir} has no state db)")
+            continue
+        when = (
+            dt.datetime.fromtimestamp(s.last_sync, dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+            if s.last_sync
+            else "never"
+        )
+        keep = p.plan.tally(Action.KEEP)
+        out.append(f"{cfg.label} -> {cfg.dataset_dir}")
+        out.append(
+            f"  selected {p.selection.selected} files; in sync {keep.files} "
+            f"({human_bytes(keep.bytes)}); last sync {when}"
+        )
+        for (action, reason), t in sorted(p.plan.counts.items(), key=lambda kv: kv[0][1].value):
+            if action is not Action.KEEP:
+                out.append(f"  {reason.value}: {t.files} files (apply will {action.value})")
+        if p.plan.not_desired:
+            out.append(f"  not desired: {p.plan.not_desired} managed files outside the selection")
+        if s.report_rows:
+            out.append(f"  last run failures: {s.report_rows} (mlhub_errors.csv)")
+    return "\n".join(out)
+
+
+def status_json(statuses: Sequence[DatasetStatus]) -> dict[str, Any]:
+    """``status`` as JSON (``format: mlhub-sync.status/1``)."""
+    datasets = []
+    for s in statuses:
+        entry = _plan_dataset_json(s.planned)
+        entry.update(
+            {"synced": s.synced, "last_sync": s.last_sync, "last_run_failures": s.report_rows}
+        )
+        datasets.append(entry)
+    return {
+        "format": STATUS_FORMAT,
+        "datasets": datasets,
+        "pending": sum(s.planned.pending for s in statuses),
+    }
+
+
+def verify_text(results: Sequence[VerifyResult], deep: bool) -> str:
+    """``verify`` for people."""
+    out = []
+    for r in results:
+        how = "content (md5)" if deep else "size and mtime"
+        out.append(
+            f"{r.config.label}: {r.checked} files checked by {how}: {r.ok} ok, "
+            f"{r.missing} missing, {r.changed} changed, {r.corrupt} corrupt"
+            + (f", {r.unverifiable} without a recorded hash" if r.unverifiable else "")
+        )
+        out.extend(f"  {path}: {what}" for path, what in r.problems[:50])
+    return "\n".join(out)
+
+
+def verify_json(results: Sequence[VerifyResult], deep: bool) -> dict[str, Any]:
+    """``verify`` as JSON (``format: mlhub-sync.verify/1``)."""
+    return {
+        "format": VERIFY_FORMAT,
+        "deep": deep,
+        "datasets": [
+            {
+                "id": r.config.id,
+                "index": r.config.index,
+                "checked": r.checked,
+                "ok": r.ok,
+                "missing": r.missing,
+                "changed": r.changed,
+                "corrupt": r.corrupt,
+                "unverifiable": r.unverifiable,
+                "problems": [{"path": p, "problem": w} for p, w in r.problems],
+            }
+            for r in results
+        ],
+    }

@@ -40,7 +40,7 @@ def blob_bytes(name: str, size: int) -> bytes:
 
 def md5_multihash(data: bytes) -> str:
     """STAC ``file:checksum`` for MD5."""
-    return "d510" + hashlib.md5(data).hexdigest()
+    return "d50110" + hashlib.md5(data).hexdigest()
 
 
 @dataclass(frozen=True)

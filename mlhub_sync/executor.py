@@ -1,0 +1,409 @@
+"""The executor: a bounded pool of worker threads carrying out plan steps.
+
+- The coordinator (the calling thread) reads steps from the plan stream, groups steps that
+  share an href into one job, and feeds a queue of at most ``2 x workers`` jobs: memory does
+  not grow with the number of assets.
+- Each worker owns a :class:`~mlhub_sync.transfer.Transferer` (its own connection pool). A
+  job's href is fetched once; the other paths of the job get a hard link (or a copy).
+- Workers never touch the db. They send events back; the coordinator journals them in batched
+  transactions (one writer), partial-download records first so a killed run can resume.
+- A per-asset failure goes to the error report and the run goes on; a
+  :class:`FatalLocalError` (disk full, read-only) stops the pool early.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import queue
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .checksum import parse_multihash
+from .errors import FatalLocalError, MlhubSyncError, TransferError
+from .plan import Action, Reason, Step
+from .progress import NULL_REPORTER, Reporter
+from .report import ErrorReport
+from .retry import RetryPolicy
+from .state import FileRecord, PartialRecord, StateDB
+from .transfer import Cancelled, Transferer, TransferRequest, copy_or_link
+
+log = logging.getLogger(__name__)
+
+JOURNAL_BATCH = 500
+JOURNAL_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """Steps that share one href."""
+
+    href: str
+    steps: tuple[Step, ...]
+
+
+@dataclass(frozen=True)
+class _Started:
+    partial: PartialRecord
+
+
+@dataclass(frozen=True)
+class _Done:
+    step: Step
+    record: FileRecord
+    outcome: str  # downloaded | resumed | replaced | adopted | linked
+    transferred: int
+
+
+@dataclass(frozen=True)
+class _Failed:
+    step: Step
+    error: MlhubSyncError
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Fatal:
+    error: FatalLocalError
+
+
+_WORKER_DONE = object()
+
+
+@dataclass
+class ApplyStats:
+    """What a run did."""
+
+    downloaded: int = 0
+    resumed: int = 0
+    replaced: int = 0
+    adopted: int = 0
+    linked: int = 0
+    failed: int = 0
+    transferred: int = 0
+    seconds: float = 0.0
+    fatal: FatalLocalError | None = None
+    interrupted: bool = False
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def done(self) -> int:
+        """Paths now correct on disk thanks to this run."""
+        return self.downloaded + self.resumed + self.replaced + self.adopted + self.linked
+
+
+def group_by_href(steps: Iterable[Step]) -> Iterator[Job]:
+    """Consecutive steps with the same href (the plan is sorted by href) as one job."""
+    current: list[Step] = []
+    for step in steps:
+        if current and step.desired.href != current[0].desired.href:
+            yield Job(current[0].desired.href, tuple(current))
+            current = []
+        current.append(step)
+    if current:
+        yield Job(current[0].desired.href, tuple(current))
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """How to carry out the steps of one dataset."""
+
+    asset_dir: Path
+    workers: int
+    checksum_mode: str
+    policy: RetryPolicy
+    connect_timeout: float
+    read_timeout: float
+
+
+class Executor:
+    """Runs one dataset's plan steps; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: ExecutorSettings,
+        db: StateDB,
+        report: ErrorReport,
+        *,
+        stop: threading.Event | None = None,
+        reporter: Reporter = NULL_REPORTER,
+    ):
+        self.settings = settings
+        self.db = db
+        self.report = report
+        self.stop = stop or threading.Event()
+        self.reporter = reporter
+        self.stats = ApplyStats()
+        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=2 * settings.workers)
+        self._events: queue.Queue[object] = queue.Queue()
+        self._files: list[FileRecord] = []
+        self._partials: list[PartialRecord] = []
+        self._last_flush = time.monotonic()
+
+    # -- coordinator ----------------------------------------------------------------------------
+
+    def run(self, steps: Iterable[Step], total_files: int, total_bytes: int | None) -> ApplyStats:
+        """Carry out ``steps``; return the stats (``stats.fatal`` set if the run was stopped)."""
+        started = time.monotonic()
+        workers = [
+            threading.Thread(target=self._worker, name=f"mlhub-sync-worker-{i}", daemon=True)
+            for i in range(self.settings.workers)
+        ]
+        alive = len(workers)
+        with self.reporter.stage(
+            "download assets", total=total_files, unit="files", total_bytes=total_bytes
+        ) as stage:
+            self._stage = stage
+            for worker in workers:
+                worker.start()
+            try:
+                for job in group_by_href(steps):
+                    alive -= self._put(job)
+                    if self.stop.is_set():
+                        break
+                for _ in workers:
+                    alive -= self._put(None)
+                while alive:
+                    alive -= self._drain(block=True)
+            except BaseException:
+                self.stop.set()
+                self.stats.interrupted = True
+                while alive:
+                    alive -= self._drain(block=True)
+                raise
+            finally:
+                self._drain(block=False)
+                self._flush()
+        self.stats.seconds = time.monotonic() - started
+        return self.stats
+
+    def _put(self, job: Job | None) -> int:
+        """Queue a job, journaling results while the queue is full; returns workers ended."""
+        ended = 0
+        while True:
+            try:
+                self._jobs.put(job, timeout=0.1)
+                break
+            except queue.Full:
+                ended += self._drain(block=False)
+                if self.stop.is_set() and job is not None:
+                    break
+        return ended + self._drain(block=False)
+
+    def _drain(self, block: bool) -> int:
+        """Handle pending events; return how many workers have ended."""
+        ended = 0
+        while True:
+            try:
+                event = self._events.get(timeout=0.1) if block else self._events.get_nowait()
+            except queue.Empty:
+                break
+            block = False
+            ended += self._handle(event)
+        if (
+            len(self._files) + len(self._partials) >= JOURNAL_BATCH
+            or time.monotonic() - self._last_flush >= JOURNAL_SECONDS
+        ):
+            self._flush()
+        return ended
+
+    def _handle(self, event: object) -> int:
+        if event is _WORKER_DONE:
+            return 1
+        if isinstance(event, _Started):
+            self._partials.append(event.partial)
+        elif isinstance(event, _Done):
+            self._files.append(event.record)
+            self.stats.transferred += event.transferred
+            setattr(self.stats, event.outcome, getattr(self.stats, event.outcome) + 1)
+            self._stage.update(1, nbytes=event.transferred)
+        elif isinstance(event, _Failed):
+            self.stats.failed += 1
+            step = event.step
+            d = step.desired
+            self.report.add(
+                d.collection_id, d.item_id, d.asset_key, d.href, event.error, event.attempts
+            )
+            log.warning("%s: %s", d.path, event.error.message)
+            self._stage.update(1)
+        elif isinstance(event, _Fatal):
+            if self.stats.fatal is None:
+                self.stats.fatal = event.error
+            self.stop.set()
+        return 0
+
+    def _flush(self) -> None:
+        if self._files or self._partials:
+            with self.db.transaction():
+                self.db.put_partials(self._partials)
+                self.db.put_files(self._files)
+            self._files.clear()
+            self._partials.clear()
+        self._last_flush = time.monotonic()
+
+    # -- workers --------------------------------------------------------------------------------
+
+    def _worker(self) -> None:
+        s = self.settings
+        transferer = Transferer(
+            policy=s.policy,
+            connect_timeout=s.connect_timeout,
+            read_timeout=s.read_timeout,
+            stop=self.stop,
+            rand=random.Random().random,
+            on_started=self._on_started,
+        )
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None or self.stop.is_set():
+                    break
+                self._process(job, transferer)
+        except Cancelled:
+            pass
+        except FatalLocalError as exc:
+            self._events.put(_Fatal(exc))
+        except Exception as exc:  # a bug must not hang the coordinator; report it loudly
+            log.exception("worker crashed")
+            self._events.put(_Fatal(FatalLocalError(f"internal error in a worker: {exc!r}")))
+        finally:
+            transferer.pool.clear()
+            self._events.put(_WORKER_DONE)
+
+    def _on_started(self, req: TransferRequest, validator: str | None, total: int | None) -> None:
+        rel = os.path.relpath(req.dest, self.settings.asset_dir)
+        self._events.put(_Started(PartialRecord(rel, req.url, validator, total)))
+
+    def _process(self, job: Job, transferer: Transferer) -> None:
+        primary: tuple[Path, FileRecord] | None = None
+        for step in job.steps:
+            if self.stop.is_set():
+                raise Cancelled()
+            dest = self.settings.asset_dir / step.desired.path
+            try:
+                if step.action is Action.VERIFY:
+                    try:
+                        record = self._verify(step, dest, transferer)
+                    except OSError as exc:  # unreadable: replacing it is the fix
+                        log.info("%s: cannot verify (%s); replacing it", step.desired.path, exc)
+                        record = None
+                    if record is not None:
+                        self._events.put(_Done(step, record, "adopted", 0))
+                        primary = primary or (dest, record)
+                        continue
+                if primary is not None:
+                    copy_or_link(primary[0], dest)
+                    record = _record_for(step, dest, primary[1])
+                    self._events.put(_Done(step, record, "linked", 0))
+                    continue
+                record, transferred, resumed = self._download(step, dest, transferer)
+                outcome = (
+                    "resumed"
+                    if resumed
+                    else "replaced"
+                    if step.action in (Action.REPLACE, Action.VERIFY)
+                    else "downloaded"
+                )
+                self._events.put(_Done(step, record, outcome, transferred))
+                primary = (dest, record)
+            except TransferError as exc:
+                self._events.put(_Failed(step, exc, max(1, transferer.attempts)))
+
+    def _download(
+        self, step: Step, dest: Path, transferer: Transferer
+    ) -> tuple[FileRecord, int, bool]:
+        d = step.desired
+        request = TransferRequest(
+            url=d.href,
+            dest=dest,
+            size=d.size,
+            checksum=d.checksum,
+            checksum_mode=self.settings.checksum_mode,
+            resume_validator=step.partial_validator if step.action is Action.RESUME else None,
+        )
+        result = transferer.fetch(request)
+        record = FileRecord(
+            d.path,
+            d.href,
+            result.size,
+            result.mtime_ns,
+            result.md5,
+            d.checksum,
+            result.validator,
+            result.verified_by,
+        )
+        return record, result.transferred, result.resumed
+
+    def _verify(self, step: Step, dest: Path, transferer: Transferer) -> FileRecord | None:
+        """Adopt the file at ``dest`` on evidence, or return ``None`` (it must be replaced)."""
+        d = step.desired
+        transferer.attempts = 0
+        try:
+            stat = os.stat(dest)
+        except FileNotFoundError:
+            return None
+        if d.size is not None and stat.st_size != d.size:
+            return None
+        mode = self.settings.checksum_mode
+        claim = None
+        if d.checksum is not None and mode != "off":
+            try:
+                claim = parse_multihash(d.checksum)
+            except ValueError:
+                claim = None
+        if claim is not None:
+            md5, digest = _hash_file(dest, claim.new() if claim.name != "md5" else None)
+            ok = (md5 if claim.name == "md5" else digest) == claim.digest
+            return _adopted(step, stat, md5, "file:checksum") if ok else None
+        if step.reason is Reason.MODIFIED_LOCALLY and step.record_md5:
+            md5, _ = _hash_file(dest, None)
+            return _adopted(step, stat, md5, "md5") if md5 == step.record_md5 else None
+        if d.href.startswith("file:"):
+            return None  # a local source is cheaper to copy than to reason about
+        size, server = transferer.head(d.href)
+        if size is None or size != stat.st_size:
+            return None
+        if server is not None and mode != "off":
+            md5, _ = _hash_file(dest, None)
+            return _adopted(step, stat, md5, server.source) if md5 == server.md5 else None
+        if mode == "required":
+            return None
+        return _adopted(step, stat, None, "size")
+
+
+def _hash_file(path: Path, extra: object | None) -> tuple[str, str | None]:
+    md5 = hashlib.md5()
+    with path.open("rb") as source:
+        while block := source.read(1 << 20):
+            md5.update(block)
+            if extra is not None:
+                extra.update(block)  # type: ignore[attr-defined]
+    digest = extra.hexdigest() if extra is not None else None  # type: ignore[attr-defined]
+    return md5.hexdigest(), digest
+
+
+def _adopted(step: Step, stat: os.stat_result, md5: str | None, evidence: str) -> FileRecord:
+    d = step.desired
+    return FileRecord(
+        d.path, d.href, stat.st_size, stat.st_mtime_ns, md5, d.checksum, None, evidence
+    )
+
+
+def _record_for(step: Step, dest: Path, primary: FileRecord) -> FileRecord:
+    stat = os.stat(dest)
+    d = step.desired
+    return FileRecord(
+        d.path,
+        d.href,
+        stat.st_size,
+        stat.st_mtime_ns,
+        primary.md5,
+        d.checksum,
+        primary.validator,
+        primary.verified_by,
+    )

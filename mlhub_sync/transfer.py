@@ -1,0 +1,660 @@
+"""One asset transfer: a resumable, verified GET into ``{path}.part``, then ``os.replace``.
+
+Rules (DESIGN.md §2.3):
+
+- ask for ``Accept-Encoding: identity`` so the hash covers the bytes as stored;
+- resume an existing ``.part`` with ``Range: bytes=N-`` and ``If-Range`` (the validator
+  recorded when the part was started); a 200 to a range request means start over; a 206 that
+  starts elsewhere, or whose ETag differs from the validator, discards the part;
+- hash while streaming (the existing part is hashed first when resuming);
+- check the size (Content-Length / Content-Range / ``file:size``) and the best checksum known
+  (``checksum.py``); a checksum mismatch restarts from zero once, then fails;
+- ``fsync`` and ``os.replace``: a file under its final name is always complete and verified.
+
+Retries follow :class:`~mlhub_sync.retry.RetryPolicy`; an attempt that received bytes resets
+the failure count. 400/401/403/404/410 and other final answers raise a non-retryable
+:class:`TransferError`. Disk full, read-only file system or permission denied on the output
+raise :class:`FatalLocalError`, which stops the whole run.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import urllib3
+
+from .checksum import Multihash, ServerMd5, parse_multihash, server_md5
+from .errors import FatalLocalError, TransferError
+from .http import USER_AGENT
+from .redact import redact_url
+from .retry import RetryPolicy, is_retryable_status, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM})
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_AZURE_HOST = ".blob.core.windows.net"
+
+
+@dataclass(frozen=True)
+class TransferRequest:
+    """What to fetch, where to, and what we know about it beforehand."""
+
+    url: str
+    dest: Path
+    size: int | None = None
+    checksum: str | None = None  # STAC file:checksum (hex multihash)
+    checksum_mode: str = "auto"  # auto | required | off
+    resume_validator: str | None = None
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """A verified file at ``dest``."""
+
+    size: int
+    mtime_ns: int
+    md5: str | None
+    validator: str | None
+    verified_by: str
+    transferred: int  # bytes received from the network in this run
+    attempts: int
+    resumed: bool
+
+
+class Cancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The run is stopping; the ``.part`` file stays for the next run to resume."""
+
+
+StartedCallback = Callable[[TransferRequest, str | None, int | None], None]
+
+
+def new_pool() -> urllib3.PoolManager:
+    """A connection pool for one worker (one connection per host is all a worker uses)."""
+    return urllib3.PoolManager(num_pools=16, maxsize=2, headers={"User-Agent": USER_AGENT})
+
+
+class _Restart(Exception):  # noqa: N818 - internal control flow
+    """Throw the part away and start from zero (counts as a failure unless ``free``)."""
+
+    def __init__(self, why: str, free: bool = False):
+        super().__init__(why)
+        self.free = free
+
+
+class _Hashes:
+    """MD5 (always, for the state db and server MD5s) plus the catalog's algorithm if other."""
+
+    def __init__(self, claim: Multihash | None, enabled: bool):
+        self.enabled = enabled
+        self.md5 = hashlib.md5() if enabled else None
+        self.extra = claim.new() if enabled and claim is not None and claim.name != "md5" else None
+
+    def update(self, data: bytes | memoryview) -> None:
+        if self.md5 is not None:
+            self.md5.update(data)
+        if self.extra is not None:
+            self.extra.update(data)
+
+    def digest_for(self, claim: Multihash) -> str | None:
+        if claim.name == "md5":
+            return self.md5.hexdigest() if self.md5 is not None else None
+        return self.extra.hexdigest() if self.extra is not None else None
+
+
+class Transferer:
+    """Fetches assets one at a time for one worker thread (it owns one connection pool)."""
+
+    def __init__(
+        self,
+        *,
+        policy: RetryPolicy,
+        connect_timeout: float,
+        read_timeout: float,
+        stop: threading.Event,
+        rand: Callable[[], float],
+        on_started: StartedCallback | None = None,
+        pool: urllib3.PoolManager | None = None,
+    ):
+        self.policy = policy
+        self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self.stop = stop
+        self.rand = rand
+        self.on_started = on_started
+        self.pool = pool or new_pool()
+        self.attempts = 0  # attempts of the latest fetch, for the error report
+        self._dirs: set[str] = set()
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def fetch(self, req: TransferRequest) -> TransferResult:
+        """Download ``req.url`` to ``req.dest`` (resuming a ``.part``), verified."""
+        claim = self._claim(req)
+        self.attempts = 0
+        self._ensure_dir(req.dest.parent)
+        if urlsplit(req.url).scheme == "file":
+            return self._copy_local(req, claim)
+        return self._download(req, claim)
+
+    def head(self, url: str) -> tuple[int | None, ServerMd5 | None]:
+        """``(Content-Length, server MD5)`` from a HEAD request (retried like a GET)."""
+        failures = 0
+        while True:
+            try:
+                response = self.pool.request(
+                    "HEAD",
+                    url,
+                    headers={"Accept-Encoding": "identity", **_host_headers(url)},
+                    timeout=self.timeout,
+                    retries=_redirects(),
+                    preload_content=False,
+                )
+            except urllib3.exceptions.HTTPError as exc:
+                failure = _network_error(exc, url)
+            else:
+                response.release_conn()
+                if response.status == 200:
+                    length = response.headers.get("Content-Length")
+                    size = int(length) if length and length.isdigit() else None
+                    return size, server_md5(response.headers, full_body=True, trust_etag=True)
+                failure = _status_error(response, url)
+            failures += 1
+            self._backoff_or_raise(failure, failures)
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _claim(self, req: TransferRequest) -> Multihash | None:
+        if req.checksum is None or req.checksum_mode == "off":
+            return None
+        try:
+            return parse_multihash(req.checksum)
+        except ValueError as exc:
+            log.warning("%s: %s; verifying without it", req.dest.name, exc)
+            return None
+
+    def _ensure_dir(self, folder: Path) -> None:
+        key = str(folder)
+        if key in self._dirs:
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _local_error(exc, folder) from exc
+        if len(self._dirs) > 50_000:
+            self._dirs.clear()
+        self._dirs.add(key)
+
+    def _backoff_or_raise(self, failure: TransferError, failures: int) -> None:
+        if not failure.retryable or not self.policy.should_retry(failures):
+            raise failure
+        if self.stop.is_set():
+            raise Cancelled()
+        wait = self.policy.delay(failures, failure.retry_after, self.rand())
+        log.debug("%s: %s; retry in %.2fs", failure.subject, failure.message, wait)
+        if self.stop.wait(wait):
+            raise Cancelled()
+
+    def _download(self, req: TransferRequest, claim: Multihash | None) -> TransferResult:
+        part = Path(f"{req.dest}.part")
+        validator = req.resume_validator
+        failures = attempts = transferred = 0
+        checksum_restarted = False
+        resumed = False
+        while True:
+            attempts += 1
+            self.attempts = attempts
+            # If-Range needs a strong ETag or a date: without one a resume could splice two
+            # versions of the file, so start over.
+            usable = validator is not None and not validator.startswith("W/")
+            offset = _part_size(part) if usable else 0
+            try:
+                outcome = self._attempt(req, claim, part, offset, validator)
+            except _Restart as restart:
+                _discard(part)
+                validator = None
+                if restart.free:
+                    continue
+                failures += 1
+                self._backoff_or_raise(
+                    TransferError(
+                        str(restart),
+                        subject=redact_url(req.url),
+                        retryable=True,
+                        error_class="bad-response",
+                    ),
+                    failures,
+                )
+                continue
+            except _Attempt as partial:
+                transferred += partial.received
+                validator = partial.validator or validator
+                # Bytes arrived: the server works, so the budget starts again.
+                failures = 1 if partial.received else failures + 1
+                self._backoff_or_raise(partial.error, failures)
+                continue
+            transferred += outcome.received
+            resumed = resumed or offset > 0
+            try:
+                verified_by, md5 = self._verify(req, claim, outcome)
+            except _ChecksumMismatch as mismatch:
+                _discard(part)
+                validator = None
+                if checksum_restarted:
+                    raise TransferError(
+                        str(mismatch),
+                        subject=redact_url(req.url),
+                        retryable=False,
+                        error_class="checksum-mismatch",
+                        hint="the server keeps sending bytes that do not match the checksum",
+                    ) from None
+                checksum_restarted = True
+                log.info("%s: %s; downloading again from zero", req.dest.name, mismatch)
+                continue
+            return self._finish(
+                req, part, outcome, verified_by, md5, transferred, attempts, resumed
+            )
+
+    def _attempt(
+        self,
+        req: TransferRequest,
+        claim: Multihash | None,
+        part: Path,
+        offset: int,
+        validator: str | None,
+    ) -> _Outcome:
+        headers = {"Accept-Encoding": "identity", **_host_headers(req.url)}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = validator or ""
+        try:
+            response = self.pool.request(
+                "GET",
+                req.url,
+                headers=headers,
+                timeout=self.timeout,
+                retries=_redirects(),
+                preload_content=False,
+                decode_content=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise _Attempt(_network_error(exc, req.url), 0, None) from None
+        try:
+            return self._receive(req, claim, part, offset, validator, response)
+        finally:
+            response.release_conn()
+
+    def _receive(
+        self,
+        req: TransferRequest,
+        claim: Multihash | None,
+        part: Path,
+        offset: int,
+        validator: str | None,
+        response: urllib3.BaseHTTPResponse,
+    ) -> _Outcome:
+        status = response.status
+        if status not in (200, 206):
+            response.drain_conn()
+            if status == 416 and offset:
+                raise _Restart("the part is larger than the remote file", free=True)
+            raise _Attempt(_status_error(response, req.url), 0, None)
+        etag = response.headers.get("ETag")
+        new_validator = etag or response.headers.get("Last-Modified")
+        total = _total_size(response, status, offset)
+        if status == 206:
+            start = _range_start(response)
+            if not offset or start != offset:
+                raise _Restart(
+                    f"the server answered a range request for byte {offset} with bytes from {start}"
+                )
+            if validator and etag and _strong(validator) and etag != validator:
+                raise _Restart(
+                    "the file changed on the server since the part was started", free=True
+                )
+        else:
+            offset = 0  # a 200 to a range request: the server restarts the file
+        if req.size is not None and total is not None and total != req.size:
+            raise _Restart(f"the server says {total} bytes, the catalog says {req.size}")
+        encoding = response.headers.get("Content-Encoding", "identity").lower()
+        decode = encoding not in ("identity", "")
+        if decode:
+            new_validator = None  # decoded bytes cannot be resumed by encoded offsets
+        if self.on_started is not None:
+            self.on_started(req, new_validator, total)
+        hashes = _Hashes(claim, req.checksum_mode != "off")
+        received = 0
+        try:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _local_error(exc, part) from exc
+        try:
+            if offset:
+                _hash_existing(part, offset, hashes)
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+            try:
+                for chunk in response.stream(CHUNK, decode_content=decode):
+                    _write_all(fd, chunk, part)
+                    hashes.update(chunk)
+                    received += len(chunk)
+                    if self.stop.is_set():
+                        raise Cancelled()
+            except urllib3.exceptions.HTTPError as exc:
+                os.fsync(fd)
+                raise _Attempt(_network_error(exc, req.url), received, new_validator) from None
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        size = offset + received
+        if not decode and total is not None and size != total:
+            raise _Attempt(
+                TransferError(
+                    f"got {size} of {total} bytes",
+                    subject=redact_url(req.url),
+                    retryable=True,
+                    error_class="truncated",
+                ),
+                received,
+                new_validator,
+            )
+        headers = {k: v for k, v in response.headers.items()}
+        return _Outcome(size, received, new_validator, hashes, headers, status, decode)
+
+    def _verify(
+        self, req: TransferRequest, claim: Multihash | None, got: _Outcome
+    ) -> tuple[str, str | None]:
+        md5 = got.hashes.md5.hexdigest() if got.hashes.md5 is not None else None
+        if req.size is not None and got.size != req.size:
+            raise _ChecksumMismatch(f"size {got.size} differs from file:size {req.size}")
+        if req.checksum_mode == "off":
+            return "none", md5
+        if claim is not None:
+            digest = got.hashes.digest_for(claim)
+            if digest != claim.digest:
+                raise _ChecksumMismatch(f"{claim.name} {digest} differs from file:checksum")
+            return "file:checksum", md5
+        if not got.decoded:
+            server = server_md5(got.headers, full_body=got.status == 200, trust_etag=True)
+            if server is not None:
+                if server.md5 != md5:
+                    raise _ChecksumMismatch(f"md5 {md5} differs from {server.source}")
+                return server.source, md5
+        if req.checksum_mode == "required":
+            raise TransferError(
+                "no checksum is known for this asset (checksum: required)",
+                subject=redact_url(req.url),
+                retryable=False,
+                error_class="no-checksum",
+                hint="use checksum: auto to accept files verified by size only",
+            )
+        ctype = got.headers.get("Content-Type", "")
+        if ctype.startswith("text/html") and not req.dest.suffix.lower().startswith(".htm"):
+            raise TransferError(
+                "the server sent an HTML page instead of the file (nothing to verify it by)",
+                subject=redact_url(req.url),
+                retryable=False,
+                error_class="html-response",
+            )
+        return ("size" if req.size is not None or "Content-Length" in got.headers else "none"), md5
+
+    def _finish(
+        self,
+        req: TransferRequest,
+        part: Path,
+        got: _Outcome,
+        verified_by: str,
+        md5: str | None,
+        transferred: int,
+        attempts: int,
+        resumed: bool,
+    ) -> TransferResult:
+        try:
+            os.replace(part, req.dest)
+            stat = os.stat(req.dest)
+        except OSError as exc:
+            raise _local_error(exc, req.dest) from exc
+        return TransferResult(
+            stat.st_size,
+            stat.st_mtime_ns,
+            md5,
+            got.validator,
+            verified_by,
+            transferred,
+            attempts,
+            resumed,
+        )
+
+    def _copy_local(self, req: TransferRequest, claim: Multihash | None) -> TransferResult:
+        source = Path(url2pathname(urlsplit(req.url).path))
+        part = Path(f"{req.dest}.part")
+        hashes = _Hashes(claim, req.checksum_mode != "off")
+        try:
+            with source.open("rb") as src, part.open("wb") as out:
+                while block := src.read(CHUNK):
+                    out.write(block)
+                    hashes.update(block)
+                out.flush()
+                os.fsync(out.fileno())
+        except FileNotFoundError:
+            _discard(part)
+            raise TransferError(
+                "the file does not exist",
+                subject=str(source),
+                retryable=False,
+                error_class="not-found",
+            ) from None
+        except OSError as exc:
+            _discard(part)
+            if exc.filename == str(source):
+                raise TransferError(
+                    f"cannot read: {exc.strerror}",
+                    subject=str(source),
+                    retryable=False,
+                    error_class="local-read",
+                ) from exc
+            raise _local_error(exc, part) from exc
+        size = part.stat().st_size
+        got = _Outcome(size, size, None, hashes, {"Content-Length": str(size)}, 200, False)
+        try:
+            verified_by, md5 = self._verify(req, claim, got)
+        except _ChecksumMismatch as mismatch:
+            _discard(part)
+            raise TransferError(
+                str(mismatch), subject=str(source), retryable=False, error_class="checksum-mismatch"
+            ) from None
+        return self._finish(req, part, got, verified_by, md5, size, 1, False)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    size: int
+    received: int
+    validator: str | None
+    hashes: _Hashes
+    headers: dict[str, str]
+    status: int
+    decoded: bool
+
+
+class _Attempt(Exception):  # noqa: N818 - internal: a failed attempt and what it achieved
+    def __init__(self, error: TransferError, received: int, validator: str | None):
+        super().__init__(error.message)
+        self.error = error
+        self.received = received
+        self.validator = validator
+
+
+class _ChecksumMismatch(Exception):  # noqa: N818 - internal
+    pass
+
+
+def _redirects() -> urllib3.Retry:
+    # urllib3 follows up to 10 redirects; our own loop does every other retry.
+    return urllib3.Retry(
+        total=None,
+        connect=0,
+        read=0,
+        status=0,
+        other=0,
+        redirect=10,
+        raise_on_redirect=True,
+        raise_on_status=False,
+    )
+
+
+def _host_headers(url: str) -> dict[str, str]:
+    host = urlsplit(url).hostname or ""
+    # Old Azure storage versions answer open-ended Range requests with 200 (MLHUB_API.md).
+    return {"x-ms-version": "2021-06-08"} if host.endswith(_AZURE_HOST) else {}
+
+
+def _strong(validator: str) -> bool:
+    return validator.startswith('"')
+
+
+def _part_size(part: Path) -> int:
+    try:
+        return part.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _discard(part: Path) -> None:
+    try:
+        part.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise _local_error(exc, part) from exc
+
+
+def _hash_existing(part: Path, upto: int, hashes: _Hashes) -> None:
+    if not hashes.enabled:
+        return
+    with part.open("rb") as existing:
+        remaining = upto
+        while remaining > 0:
+            block = existing.read(min(CHUNK, remaining))
+            if not block:
+                raise _Restart("the part file shrank while resuming", free=True)
+            hashes.update(block)
+            remaining -= len(block)
+
+
+def _write_all(fd: int, data: bytes, part: Path) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError as exc:
+        raise _local_error(exc, part) from exc
+
+
+def _range_start(response: urllib3.BaseHTTPResponse) -> int | None:
+    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _total_size(response: urllib3.BaseHTTPResponse, status: int, offset: int) -> int | None:
+    if status == 206:
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        if match and match.group(3) != "*":
+            return int(match.group(3))
+        return None
+    if response.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
+        return None
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
+
+
+def _status_error(response: urllib3.BaseHTTPResponse, url: str) -> TransferError:
+    status = response.status
+    retryable = is_retryable_status(status)
+    hint = None
+    if status in (401, 403):
+        hint = "the asset host refused access; the dataset may need a signed URL or a key"
+    elif status in (404, 410):
+        hint = "the catalog points at a file the host does not have"
+    return TransferError(
+        f"HTTP {status}",
+        subject=redact_url(url),
+        retryable=retryable,
+        error_class=f"http-{status}",
+        status=status,
+        retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()),
+        hint=hint,
+    )
+
+
+def _network_error(exc: BaseException, url: str) -> TransferError:
+    reason: Any = getattr(exc, "reason", None) or exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and isinstance(
+        reason, urllib3.exceptions.ResponseError
+    ):
+        return TransferError(
+            "too many redirects",
+            subject=redact_url(url),
+            retryable=False,
+            error_class="redirect-loop",
+        )
+    if isinstance(reason, urllib3.exceptions.LocationValueError | ValueError) or isinstance(
+        exc, urllib3.exceptions.LocationValueError
+    ):
+        return TransferError(
+            f"unusable URL or redirect: {reason}",
+            subject=redact_url(url),
+            retryable=False,
+            error_class="bad-url",
+        )
+    kind = "timeout" if isinstance(reason, urllib3.exceptions.TimeoutError) else "connection"
+    text = redact_url(str(reason))
+    return TransferError(
+        f"{kind} error: {text}", subject=redact_url(url), retryable=True, error_class=kind
+    )
+
+
+def _local_error(exc: OSError, where: Path) -> Exception:
+    text = exc.strerror or str(exc)
+    if exc.errno in FATAL_ERRNOS:
+        return FatalLocalError(
+            f"cannot write: {text}",
+            subject=str(where),
+            hint="free disk space or fix the output folder's permissions, then run apply again",
+        )
+    return TransferError(
+        f"cannot write: {text}", subject=str(where), retryable=False, error_class="local-write"
+    )
+
+
+def copy_or_link(source: Path, dest: Path) -> None:
+    """Place ``source``'s bytes at ``dest``: a hard link when possible, else a copy."""
+    tmp = Path(f"{dest}.part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _discard(tmp)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        try:
+            shutil.copyfile(source, tmp)
+        except OSError as exc:
+            _discard(tmp)
+            raise _local_error(exc, dest) from exc
+    try:
+        os.replace(tmp, dest)
+    except OSError as exc:
+        raise _local_error(exc, dest) from exc
