@@ -107,7 +107,7 @@ class DatasetRun:
             self._db = None
             self._lock.release()
 
-    def plan(self) -> DatasetPlan:
+    def plan(self, if_exists: str = "resume") -> DatasetPlan:
         """Resolve the catalog, select assets and decide every path."""
         catalog = refresh_catalog(self.config, self.db, self.http, self.environ, self.reporter)
         result = DatasetPlan(self.config, catalog)
@@ -116,14 +116,19 @@ class DatasetRun:
         result.selection = select_assets(
             self.db, self.config.filters, self.config.common_asset_keys
         )
-        result.plan = build_plan(self.db, str(self.config.asset_dir))
+        result.plan = build_plan(self.db, str(self.config.asset_dir), if_exists)
         return result
 
     def apply(
-        self, *, stop: threading.Event | None = None, force: bool = False, prune: bool | None = None
+        self,
+        *,
+        stop: threading.Event | None = None,
+        force: bool = False,
+        prune: bool | None = None,
+        if_exists: str = "resume",
     ) -> ApplyOutcome:
         """Plan, then carry the plan out; prune afterwards when asked and nothing failed."""
-        planned = self.plan()
+        planned = self.plan(if_exists)
         outcome = ApplyOutcome(planned)
         if self.config.catalog_only:
             return outcome

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL_BATCH = 500
 JOURNAL_SECONDS = 1.0
+STOP_GRACE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -167,13 +168,24 @@ class Executor:
                     if self.stop.is_set():
                         break
                 for _ in workers:
+                    if self.stop.is_set():
+                        break  # workers end on their own once stopped
                     alive -= self._put(None)
+                deadline: float | None = None
                 while alive:
+                    if self.stop.is_set():
+                        deadline = deadline or time.monotonic() + STOP_GRACE_SECONDS
+                        if time.monotonic() > deadline:
+                            break
                     alive -= self._drain(block=True)
             except BaseException:
                 self.stop.set()
                 self.stats.interrupted = True
-                while alive:
+                # Workers notice the stop between chunks; one blocked on a stalled socket may
+                # not for a whole read timeout. Journal what finished, then leave it behind
+                # (workers are daemon threads; its .part stays for the next run).
+                deadline = time.monotonic() + STOP_GRACE_SECONDS
+                while alive and time.monotonic() < deadline:
                     alive -= self._drain(block=True)
                 raise
             finally:
@@ -259,9 +271,12 @@ class Executor:
             on_started=self._on_started,
         )
         try:
-            while True:
-                job = self._jobs.get()
-                if job is None or self.stop.is_set():
+            while not self.stop.is_set():
+                try:
+                    job = self._jobs.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if job is None:
                     break
                 self._process(job, transferer)
         except Cancelled:

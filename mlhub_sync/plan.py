@@ -53,6 +53,7 @@ class Reason(StrEnum):
     MODIFIED_LOCALLY = "modified-locally"
     UNTRACKED = "untracked"
     UP_TO_DATE = "up-to-date"
+    REQUESTED = "requested"  # if_exists="overwrite"
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,18 @@ def decide(
     partial: PartialRecord | None,
     disk: DiskState | None,
     part_size: int | None,
+    mode: str = "resume",
 ) -> tuple[Action, Reason]:
-    """The action for one path, from what we want and what we observed."""
+    """The action for one path, from what we want and what we observed.
+
+    ``mode`` is the API's ``if_exists``: ``resume`` (reconcile), ``skip`` (keep any file that
+    is there, unchecked) or ``overwrite`` (fetch everything again).
+    """
+    present = disk is not None and disk.is_file
+    if present and mode == "skip":
+        return Action.KEEP, Reason.UP_TO_DATE
+    if present and mode == "overwrite":
+        return Action.REPLACE, Reason.REQUESTED
     if disk is None or not disk.is_file:
         if (
             partial is not None
@@ -212,7 +223,7 @@ _PLAN_COLUMNS = (
 )
 
 
-def build_plan(db: StateDB, asset_dir: str) -> PlanSummary:
+def build_plan(db: StateDB, asset_dir: str, mode: str = "resume") -> PlanSummary:
     """Decide every selected path; store non-keep steps in ``temp.plan_steps``."""
     conn = db.conn
     conn.executescript(
@@ -240,7 +251,7 @@ def build_plan(db: StateDB, asset_dir: str) -> PlanSummary:
         disk = _stat(base + desired.path)
         part = _stat(base + desired.path + ".part") if partial is not None else None
         part_size = part.size if part is not None and part.is_file else None
-        action, reason = decide(desired, record, partial, disk, part_size)
+        action, reason = decide(desired, record, partial, disk, part_size, mode)
         summary.counts.setdefault((action, reason), Tally()).add(desired.size)
         if action is not Action.KEEP:
             batch.append(

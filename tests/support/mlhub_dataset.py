@@ -375,3 +375,65 @@ def serve_mlhub(server: Any, data: GeneratedDataset, api_key: str | None = None)
     if api_key:
         server.require_key("/api/", api_key)
     return f"{server.url}/api/"
+
+
+def build_many(
+    root: Path,
+    base_url: str,
+    dataset_id: str = "many",
+    items: int = 50,
+    size: int = 64 * 1024,
+    *,
+    checksum: bool = False,
+) -> GeneratedDataset:
+    """One collection of ``items`` items with two assets each (for load, kill and resume)."""
+    b = _Builder(root, base_url, dataset_id)
+    ds = dataset_id
+    for i in range(items):
+        item_id = f"item_{i:05d}"
+        assets = {
+            key: b.asset(
+                "c",
+                item_id,
+                key,
+                f"{ds}/{item_id}/{key}.tif",
+                size + i,
+                f"c/{item_id}/{key}.tif",
+                checksum=checksum,
+                file_size=True,
+            )
+            for key in ("a", "b")
+        }
+        b.json_member(
+            f"c/{item_id}/{item_id}.json",
+            {
+                "type": "Feature",
+                "stac_version": "1.0.0",
+                "id": item_id,
+                "collection": "c",
+                "geometry": _polygon(0.0, 0.0),
+                "bbox": [-0.01, -0.01, 0.01, 0.01],
+                "properties": {"datetime": "2020-01-01T00:00:00Z"},
+                "links": [],
+                "assets": assets,
+            },
+        )
+    b.json_member(
+        "c/collection.json",
+        {
+            "type": "Collection",
+            "stac_version": "1.0.0",
+            "id": "c",
+            "license": "x",
+            "description": "c",
+            "extent": {},
+            "links": [],
+        },
+    )
+    b.json_member(
+        "catalog.json",
+        {"type": "Catalog", "stac_version": "1.0.0", "id": ds, "description": ds, "links": []},
+    )
+    archive = root / "blobs" / "archives" / f"{ds}.tar.gz"
+    write_archive(archive, b.members, top=ds)
+    return GeneratedDataset(ds, root, archive, {"id": ds, "title": ds}, b.assets)
