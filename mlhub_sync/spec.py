@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -131,16 +132,30 @@ Source = Annotated[
 
 def _parse_time(value: Any) -> Any:
     if isinstance(value, str):
+        text = value.strip()
         try:
-            parsed = dt.datetime.fromisoformat(value.strip().replace("z", "Z"))
+            # A date in any ISO form (2019-04-01, 20190401) stays a date, so that it means the
+            # whole day; datetime.fromisoformat would read 20190401 as its first instant.
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            pass
+        try:
+            return dt.datetime.fromisoformat(text.replace("z", "Z"))
         except ValueError:
             raise ValueError(
                 f"{value!r} is not an ISO 8601 date or datetime (e.g. 2019-04-01 or "
                 "2019-04-01T00:00:00Z)"
             ) from None
-        if len(value.strip()) == 10:
-            return parsed.date()
-        return parsed
+    return value
+
+
+def _representable(value: dt.date | dt.datetime) -> dt.date | dt.datetime:
+    # The filters work on the UTC day around a bound; year 1 and 9999 can overflow there.
+    try:
+        TimeWindow.from_bounds(value, value)
+        TimeWindow.day_of(_aware(value))
+    except OverflowError:
+        raise ValueError(f"{value} is outside the supported range of dates") from None
     return value
 
 
@@ -150,7 +165,9 @@ def _aware(value: dt.date | dt.datetime) -> dt.date | dt.datetime:
     return value
 
 
-TimeBound = Annotated[dt.datetime | dt.date, BeforeValidator(_parse_time)]
+TimeBound = Annotated[
+    dt.datetime | dt.date, BeforeValidator(_parse_time), AfterValidator(_representable)
+]
 
 
 class DatetimeRange(_Model):
@@ -251,6 +268,11 @@ class RetrySettings(_Model):
         return RetryPolicy(self.max_retries, self.backoff, self.max_backoff)
 
 
+def _checksum_off(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted `off` as false; `checksum: off` is what people write.
+    return "off" if value is False else value
+
+
 class DatasetSettings(_Model):
     """Settings a dataset can take, and ``defaults`` can give to all datasets."""
 
@@ -262,8 +284,11 @@ class DatasetSettings(_Model):
         None, description="a source mapping with type mlhub, archive or stac"
     )
     workers: Annotated[int, Field(ge=1, le=256)] | None = None
-    checksum: Literal["auto", "required", "off"] | None = Field(
-        None, description="auto: verify when a hash is known; required: fail assets without one"
+    checksum: (
+        Annotated[Literal["auto", "required", "off"], BeforeValidator(_checksum_off)] | None
+    ) = Field(
+        None,
+        description="auto: verify when a hash is known; required: fail assets without one; off",
     )
     catalog_only: bool | None = None
     common_asset_keys: list[str] | None = Field(
@@ -300,9 +325,15 @@ class DatasetSettings(_Model):
         if isinstance(value, GeoJSONFile):
             base = Path((info.context or {}).get("base_dir", "."))
             value = _read_geojson(base / value.path)
+        if not isinstance(value.get("type"), str):
+            raise ValueError(
+                "invalid GeoJSON: `type` must be a Geometry type (e.g. Polygon), Feature or "
+                f"FeatureCollection (got {value.get('type')!r:.40})"
+            )
         try:
             geometry_from_geojson(value)
-        except ValueError as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
+            # TypeError: e.g. `type: [Polygon]` (an unhashable type name)
             raise ValueError(f"invalid GeoJSON: {exc}") from None
         return value
 
@@ -314,6 +345,8 @@ def _read_geojson(path: Path) -> dict[str, Any]:
         raise ValueError(f"GeoJSON file {path} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read GeoJSON file {path}: {exc}") from None
+    except RecursionError:
+        raise ValueError(f"GeoJSON file {path} is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValueError(f"GeoJSON file {path} does not hold a JSON object")
     return data
@@ -345,6 +378,14 @@ class SyncSpec(_Model):
     version: Literal[1] = Field(description="spec format version; 1")
     defaults: Defaults = Defaults()
     datasets: Annotated[list[DatasetEntry], Field(min_length=1)]
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _integer_version(cls, value: Any) -> Any:
+        # Literal[1] alone accepts `true` and `1.0` (they compare equal to 1), even in strict mode.
+        if type(value) is not int:
+            raise ValueError(f"the spec format version must be the number 1 (got {value!r:.40})")
+        return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,10 +550,14 @@ def _issues_from(exc: ValidationError, loaded: LoadedYaml) -> list[SpecIssue]:
     for path, errors in by_path.items():
         # A union (datetime, intersects...) reports one error per branch. When a branch matched
         # the input's shape and failed on its value, that is the error to show; when none did,
-        # one line saying what was expected replaces a line per branch.
+        # one line saying what was expected replaces a line per branch, unless a branch got
+        # further and failed on something inside (`datetime.ends: unknown key`): that says more.
         specific = [e for e in errors if not str(e["type"]).endswith(("_type", "_parsing"))]
+        deeper = any(len(other) > len(path) and other[: len(path)] == path for other in by_path)
         if specific:
             messages = [_message(e, path) for e in specific]
+        elif len(errors) > 1 and deeper:
+            continue
         elif len(errors) > 1:
             messages = [_expected(path, errors[0].get("input"))]
         else:
@@ -545,11 +590,17 @@ def _data_path(data: Any, loc: Sequence[int | str], *, missing: bool) -> Path_:
     return tuple(path)
 
 
+def _secret(path: Path_) -> bool:
+    """True for fields whose value must never be echoed in a message (the API key)."""
+    return "api_key" in path
+
+
 def _expected(path: Path_, value: Any) -> str:
     name = next((p for p in reversed(path) if isinstance(p, str)), "")
     field = DatasetEntry.model_fields.get(name)
     what = field.description if field is not None and field.description else "another value"
-    return f"invalid value (got {type(value).__name__} {value!r:.60}); expected {what}"
+    got = type(value).__name__ if _secret(path) else f"{type(value).__name__} {value!r:.60}"
+    return f"invalid value (got {got}); expected {what}"
 
 
 def _message(error: Mapping[str, Any], path: Path_) -> str:
@@ -565,10 +616,19 @@ def _message(error: Mapping[str, Any], path: Path_) -> str:
         return "this field is required"
     if kind == "union_tag_invalid":
         return "source type must be one of: mlhub, archive, stac"
+    if kind == "too_short" and path == ("datasets",):
+        return "list at least one dataset (each needs an `id`)"
+    if kind in ("too_short", "too_long") and path[-1:] == ("bbox",):
+        count = len(error["input"]) if isinstance(error.get("input"), list) else "?"
+        return f"a bbox is 4 numbers [min lon, min lat, max lon, max lat], not {count}"
     message = str(error["msg"])
     message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    if kind.endswith("_type") and "input" in error:
-        message += f" (got {type(error['input']).__name__} {error['input']!r:.60})"
+    if (kind.endswith("_type") or kind == "literal_error") and "input" in error:
+        value = error["input"]
+        got = type(value).__name__ if _secret(path) else f"{type(value).__name__} {value!r:.60}"
+        message += f" (got {got})"
+        if isinstance(value, bool) and not kind.startswith("bool"):
+            message += "; YAML reads unquoted yes/no/on/off as true/false: quote the text"
     return message
 
 
