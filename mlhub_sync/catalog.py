@@ -7,19 +7,24 @@ verified at the end) is the staging folder installed over the dataset folder and
 committed. A bad archive leaves the previous catalog, archive and index as they were.
 
 Refused, with the archive and member named: absolute names, ``..``, links (symbolic or hard)
-that point outside the archive, devices and FIFOs, duplicate names, more members or more
-unpacked bytes than the limits (a decompression bomb). Skipped: macOS debris (``._*``,
-``.DS_Store``, ``__MACOSX/``) and links that stay inside (a catalog never needs them).
+that point outside the archive, devices and FIFOs, duplicate names, a file and a folder of one
+name, more members or more unpacked bytes than the limits (a decompression bomb). Also refused:
+a damaged member header (tarfile alone would end the archive there without a word) and a gzip
+stream whose CRC or length does not match. Skipped: macOS debris (``._*``, ``.DS_Store``,
+``__MACOSX/``), links that stay inside (a catalog never needs them), and, when installing,
+top-level names that are our own bookkeeping (state db, lock, kept archive).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gzip
 import json
 import logging
 import os
 import posixpath
+import re
 import shutil
 import tarfile
 import zlib
@@ -27,12 +32,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
-from .errors import CatalogError
+from .errors import CatalogError, FatalLocalError
 from .layout import CommonLayout, asset_relpath
 from .progress import NULL_REPORTER, Reporter
 from .stacdoc import AssetFacts, asset_facts, document_kind, fallback_collection_id, parse_item
-from .state import StateDB
+from .state import DB_NAME, LOCK_NAME, StateDB
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +127,10 @@ def extract_archive(
         reporter.stage(f"unarchive {archive.name}", unit="files") as stage,
     ):
         gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        tap = _Tap(gz)
         try:
-            with tarfile.open(fileobj=gz, mode="r|") as tar:
+            # The tap only reads: all that tarfile's stream mode ("r|") ever asks of it.
+            with tarfile.open(fileobj=tap, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     members += 1
                     if members > limits.max_members:
@@ -152,7 +160,8 @@ def extract_archive(
                     data = _stage_file(shown, staging, rel, source, member.size, made_dirs)
                     stage.update()
                     if data is not None:
-                        yield Document(rel, data, base_url + rel)
+                        yield Document(rel, data, base_url + quote(rel, safe="/"))
+                _check_end(shown, tap, tar.offset)
             # tarfile stops at the end-of-archive blocks; read on so gzip checks its trailer.
             while gz.read(1 << 20):
                 pass
@@ -160,31 +169,85 @@ def extract_archive(
             raise
         except (gzip.BadGzipFile, zlib.error, EOFError, tarfile.TarError, OSError) as exc:
             raise CatalogError(
-                f"the catalog archive is damaged or not a .tar.gz ({_explain(exc)})",
+                f"the catalog archive is damaged or not a .tar.gz ({_explain(exc, archive)})",
                 subject=shown,
                 hint="fetch it again; if the source serves an error page, check the URL and key",
             ) from exc
 
 
-def _explain(exc: BaseException) -> str:
+def _explain(exc: BaseException, archive: Path) -> str:
     text = str(exc) or exc.__class__.__name__
     if isinstance(exc, EOFError):
         return "it is truncated: " + text
     if isinstance(exc, gzip.BadGzipFile) and "CRC" in text:
         return "its gzip checksum does not match: " + text
+    if isinstance(exc, gzip.BadGzipFile):
+        with contextlib.suppress(OSError), archive.open("rb") as raw:
+            head = raw.read(64).lstrip().lower()
+            if head.startswith(b"<"):
+                return "it is an HTML or XML page, not an archive (an error page?)"
+            if head.startswith((b"{", b"[")):
+                return "it is JSON, not an archive (an API error?)"
     return text
 
 
+class _Tap:
+    """Reads through to a stream, remembering the last few chunks read.
+
+    tarfile ends its iteration quietly at a damaged member header, exactly as at the proper
+    end of the archive; the remembered bytes let :func:`_check_end` tell the two apart.
+    """
+
+    def __init__(self, source: gzip.GzipFile):
+        self.source = source
+        self.position = 0
+        self.chunks: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=4)
+
+    def read(self, size: int = -1) -> bytes:
+        """Read from the source, remembering what was read."""
+        data = self.source.read(size)
+        if data:
+            self.chunks.append((self.position, data))
+            self.position += len(data)
+        return data
+
+    def block_at(self, offset: int) -> bytes | None:
+        """The (up to 512) bytes read at ``offset``, or ``None`` when no longer remembered."""
+        if not self.chunks:
+            return b"" if offset >= self.position else None
+        first = self.chunks[0][0]
+        if offset < first:
+            return None
+        window = b"".join(chunk for _, chunk in self.chunks)
+        return window[offset - first : offset - first + tarfile.BLOCKSIZE]
+
+
+def _check_end(archive: str, tap: _Tap, offset: int) -> None:
+    """Refuse an archive whose member list ended at anything but zeros or the end of data."""
+    block = tap.block_at(offset)
+    if block is None or not block.strip(b"\0"):
+        return
+    raise CatalogError(
+        f"the catalog archive is damaged: the member header at byte {offset} of the tar "
+        "stream is not valid, so the archive ends early",
+        subject=archive,
+        hint="fetch it again; the previous catalog is unchanged",
+    )
+
+
 def _check_link(archive: str, member: tarfile.TarInfo, parts: list[str]) -> None:
-    target = member.linkname
-    if target.startswith(("/", "\\")) or "\x00" in target:
-        raise _refuse(archive, member.name, f"links to {target!r}, outside the archive")
-    if member.issym():
-        joined = posixpath.normpath(posixpath.join(*parts[:-1], target) if parts[:-1] else target)
-    else:
-        joined = posixpath.normpath(target)
-    if joined.startswith("..") or joined.startswith("/"):
-        raise _refuse(archive, member.name, f"links to {target!r}, outside the archive")
+    target = member.linkname.replace("\\", "/")  # read as member names are
+    outside = _refuse(archive, member.name, f"links to {member.linkname!r}, outside the archive")
+    if target.startswith("/") or "\x00" in target or (len(target) > 1 and target[1] == ":"):
+        raise outside
+    # A symbolic link resolves from its own folder, a hard link from the top of the archive.
+    folder = parts[:-1] if member.issym() else []
+    joined = posixpath.normpath(posixpath.join(*folder, target) if folder else target)
+    if joined == ".." or joined.startswith("../"):
+        raise outside
+
+
+_CLASH_FOLDER = "needs a folder where another member is a file"
 
 
 def _stage_file(
@@ -193,7 +256,12 @@ def _stage_file(
     """Write one member into ``staging``; return its bytes when it is a JSON document."""
     parent = posixpath.dirname(rel)
     if parent and parent not in made_dirs:
-        os.makedirs(staging / parent, exist_ok=True)
+        try:
+            os.makedirs(staging / parent, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise _refuse(archive, rel, _CLASH_FOLDER) from None
+        except OSError as exc:
+            raise _local_failure(staging, exc) from exc
         if len(made_dirs) > 100_000:
             made_dirs.clear()  # keep memory flat; makedirs is idempotent
         made_dirs.add(parent)
@@ -202,14 +270,35 @@ def _stage_file(
     try:
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     except FileExistsError:
+        if target.is_dir():
+            raise _refuse(archive, rel, "is a file where another member is a folder") from None
         raise _refuse(archive, rel, "appears twice in the archive") from None
+    except NotADirectoryError:
+        raise _refuse(archive, rel, _CLASH_FOLDER) from None
+    except OSError as exc:
+        raise _local_failure(staging, exc) from exc
     chunks: list[bytes] = []
-    with os.fdopen(fd, "wb") as out:
+    with os.fdopen(fd, "wb", buffering=0) as out:
+        # Read errors (a damaged stream) go to the caller; write errors are local failures.
         while block := source.read(1 << 20):
-            out.write(block)
+            view = memoryview(block)
+            try:
+                while view:
+                    view = view[out.write(view) :]
+            except OSError as exc:
+                raise _local_failure(staging, exc) from exc
             if keep:
                 chunks.append(block)
     return b"".join(chunks) if keep else None
+
+
+def _local_failure(staging: Path, exc: OSError) -> FatalLocalError:
+    return FatalLocalError(
+        f"cannot write the unpacked catalog: {exc.strerror or exc}", subject=str(staging)
+    )
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 class Indexer:
@@ -232,7 +321,10 @@ class Indexer:
         """Index one JSON document (non-STAC JSON is ignored; invalid JSON is counted)."""
         try:
             parsed = json.loads(doc.data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if _SURROGATE_ESCAPE.search(doc.data):
+                # JSON may escape a lone surrogate, which no text column (or file name) can hold.
+                json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except (json.JSONDecodeError, UnicodeError) as exc:
             self.invalid_documents += 1
             log.warning("skipping %s: invalid JSON (%s)", doc.name, exc)
             return
@@ -364,11 +456,19 @@ def install(root: Path, dataset_dir: Path, protected: Callable[[str], bool]) -> 
     """Move the staged tree under ``root`` into ``dataset_dir``; return the files moved.
 
     A staged file whose path is an asset we manage (``protected``) is not moved: an archive
-    that ships a copy of an asset must not overwrite the verified download.
+    that ships a copy of an asset must not overwrite the verified download. Nor is anything
+    whose top-level name is one of ours (the state db, the lock, the kept archive, staging).
     """
     moved = 0
-    for folder, _dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root):
         rel_folder = os.path.relpath(folder, root)
+        if rel_folder == ".":
+            for name in [d for d in dirs if is_bookkeeping(d)]:
+                log.warning("not installing %s/ from the catalog: the name is reserved", name)
+                dirs.remove(name)
+            for name in [f for f in files if is_bookkeeping(f)]:
+                log.warning("not installing %s from the catalog: the name is reserved", name)
+                files.remove(name)
         target_folder = dataset_dir if rel_folder == "." else dataset_dir / rel_folder
         if files:
             target_folder.mkdir(parents=True, exist_ok=True)
@@ -379,6 +479,13 @@ def install(root: Path, dataset_dir: Path, protected: Callable[[str], bool]) -> 
             os.replace(os.path.join(folder, name), target_folder / name)
             moved += 1
     return moved
+
+
+def is_bookkeeping(name: str) -> bool:
+    """True for a top-level name in the dataset folder that mlhub-sync itself writes."""
+    return name.startswith((DB_NAME, LOCK_NAME, STAGING_PREFIX)) or name.endswith(
+        (".tar.gz", ".tar.gz.part")
+    )
 
 
 def remove_tree(path: Path) -> None:

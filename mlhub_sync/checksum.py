@@ -135,14 +135,23 @@ def server_md5(
     ``trust_etag`` enables the S3 rule; hosts that use MD5-looking opaque ETags can turn it off.
     """
     if full_body:
-        found = base64_md5(headers.get("Content-MD5"))
+        found = base64_md5(_header(headers, "Content-MD5"))
         if found:
             return ServerMd5(found, "content-md5")
-    found = base64_md5(headers.get("x-ms-blob-content-md5"))
+    found = base64_md5(_header(headers, "x-ms-blob-content-md5"))
     if found:
         return ServerMd5(found, "x-ms-blob-content-md5")
     if trust_etag:
-        found = s3_etag_md5(headers.get("ETag"))
+        found = s3_etag_md5(_header(headers, "ETag"))
         if found:
             return ServerMd5(found, "s3-etag")
     return None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """``headers[name]`` with the name matched case-insensitively (as HTTP requires)."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)

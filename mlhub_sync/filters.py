@@ -46,8 +46,12 @@ class TimeWindow:
 
     @classmethod
     def day_of(cls, when: dt.date | dt.datetime) -> TimeWindow:
-        """The whole UTC day containing ``when`` (a date, or a datetime's UTC date)."""
-        day = when.astimezone(dt.UTC).date() if isinstance(when, dt.datetime) else when
+        """The whole UTC day containing ``when`` (a date, or a datetime's UTC date; naive = UTC)."""
+        if isinstance(when, dt.datetime):
+            aware = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+            day = aware.astimezone(dt.UTC).date()
+        else:
+            day = when
         return cls.from_bounds(day, day)
 
     def admits(self, item_start: float | None, item_end: float | None) -> bool:
@@ -228,7 +232,8 @@ class FilterSet:
                 return Exclusion.SPACE
         geometry = self._item_geometry(item)
         if geometry is None:
-            return None  # the bbox test was all we could do, and it passed
+            # Only an unreadable geometry and no bbox get here: nothing to test against.
+            return Exclusion.NO_GEOMETRY
         return None if self._area.intersects(geometry) else Exclusion.SPACE
 
     @staticmethod
@@ -236,9 +241,9 @@ class FilterSet:
         if item.geometry_json is not None:
             try:
                 geometry = shapely.from_geojson(item.geometry_json)
-            except GEOSException:
+            except (GEOSException, ValueError):
                 geometry = None
-            if geometry is not None and not geometry.is_empty:
+            if geometry is not None and not geometry.is_empty and not _unsplit(geometry, item):
                 if not geometry.is_valid:
                     geometry = shapely.make_valid(geometry)
                 return geometry
@@ -248,7 +253,7 @@ class FilterSet:
         return None
 
     def describe(self) -> list[str]:
-        """One phrase per active filter, for plan output."""
+        """One phrase per filter that is set, for plan output."""
         phrases = []
         if self.collections is not None:
             names = ", ".join(
@@ -263,3 +268,17 @@ class FilterSet:
         if self.intersects is not None:
             phrases.append(f"intersects {json.dumps(self.intersects)[:80]}")
         return phrases
+
+
+def _unsplit(geometry: BaseGeometry, item: ItemFacts) -> bool:
+    """True when the item's bbox crosses the antimeridian and its geometry spans half the globe.
+
+    On a flat plane, a geometry that was not split at 180 runs the long way round (from -179
+    to 179 instead of across 180) and would match the wrong half of the world. The bbox says
+    what the catalog meant, so it is used instead (for a geometry that was split properly,
+    the bbox's two boxes are a close stand-in).
+    """
+    if item.bbox is None or item.bbox[0] <= item.bbox[2]:
+        return False
+    minx, _, maxx, _ = geometry.bounds
+    return bool(maxx - minx > 180.0)

@@ -26,13 +26,16 @@ from urllib.parse import unquote, urlsplit
 COMMON_DIR = "_common"
 MAX_COMPONENT_BYTES = 200
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]")
+# C0 and C1 controls, lone surrogates (they cannot be encoded), line and paragraph
+# separators, and the characters Windows forbids in a name.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029/\\:*?\"<>|]")
 _WINDOWS_RESERVED = frozenset(
     {"con", "prn", "aux", "nul"}
     | {f"com{i}" for i in range(1, 10)}
     | {f"lpt{i}" for i in range(1, 10)}
 )
-_SUFFIX = re.compile(r"^\.[A-Za-z0-9][A-Za-z0-9_+-]{0,9}$")
+# A suffix is short, plain, and has a letter: ``.0`` or ``.20190401`` is a version or a date.
+_SUFFIX = re.compile(r"^\.(?=[0-9_+-]*[A-Za-z])[A-Za-z0-9][A-Za-z0-9_+-]{0,9}$")
 _COMPRESSION = frozenset({".gz", ".bz2", ".xz", ".zst", ".z", ".lz4"})
 _MEDIA_EXTENSIONS = {
     "image/tiff": ".tif",
@@ -53,7 +56,11 @@ _MEDIA_EXTENSIONS = {
     "text/plain": ".txt",
     "text/html": ".html",
     "text/markdown": ".md",
+    "image/webp": ".webp",
 }
+# Python's built-in table only: the module-level functions also read the host's
+# /etc/mime.types, which would make a path depend on the machine that computed it.
+_BUILTIN_MIME_TYPES = mimetypes.MimeTypes()
 
 
 def safe_component(name: str) -> str:
@@ -89,7 +96,7 @@ def asset_extension(href: str, media_type: str | None) -> str:
         return "".join(suffixes).lower()
     if media_type:
         base = media_type.split(";", 1)[0].strip().lower()
-        ext = _MEDIA_EXTENSIONS.get(base) or mimetypes.guess_extension(base)
+        ext = _MEDIA_EXTENSIONS.get(base) or _BUILTIN_MIME_TYPES.guess_extension(base)
         if ext and _SUFFIX.match(ext):
             return ext
     return ""

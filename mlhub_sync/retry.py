@@ -9,6 +9,7 @@ which spreads a crowd of clients out better than a fixed schedule). A server's `
 
 from __future__ import annotations
 
+import datetime
 import email.utils
 import math
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit alone accepts "²", which float rejects
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)
@@ -35,6 +36,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # asctime and "-0000" dates: HTTP-dates are always GMT, not local
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - now)
 
 
@@ -42,8 +45,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
 class RetryPolicy:
     """How many times and how patiently to retry one transfer.
 
-    ``max_retries`` counts attempts after the first. An attempt that received bytes resets the
-    count (progress proves the server works; a long file on a flaky link must not run out).
+    ``max_retries`` counts attempts after the first. An attempt that makes progress (the part
+    grows past its longest so far) resets the count: progress proves the server works, and a
+    long file on a flaky link must not run out; bytes that are thrown away are no progress.
     """
 
     max_retries: int = 8

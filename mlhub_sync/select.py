@@ -47,7 +47,7 @@ class SelectionSummary:
     selected_bytes: int = 0
     unknown_size: int = 0
     excluded_items: collections.Counter[Exclusion] = field(default_factory=collections.Counter)
-    excluded_assets: int = 0
+    excluded_assets: int = 0  # catalog assets the filters left out
     conflicts: list[Conflict] = field(default_factory=list)
     conflict_count: int = 0
     rejected: int = 0
@@ -86,12 +86,14 @@ def _common_paths(db: StateDB, layout: CommonLayout) -> list[tuple[str | None, s
     rows: list[tuple[str | None, str, str]] = []
     for key in sorted(layout.dataset_wide):
         href, media = db.execute(
-            "SELECT href, media_type FROM assets WHERE asset_key = ? LIMIT 1", (key,)
+            "SELECT href, media_type FROM assets WHERE asset_key = ? ORDER BY asset_pk LIMIT 1",
+            (key,),
         ).fetchone()
         rows.append((None, key, asset_relpath("", None, key, href, media, layout)))
     for cid, key in sorted(layout.per_collection):
         href, media = db.execute(
-            "SELECT href, media_type FROM assets WHERE asset_key = ? AND collection_id = ? LIMIT 1",
+            "SELECT href, media_type FROM assets WHERE asset_key = ? AND collection_id = ? "
+            "ORDER BY asset_pk LIMIT 1",
             (key, cid),
         ).fetchone()
         rows.append((cid, key, asset_relpath(cid, None, key, href, media, layout)))
@@ -161,9 +163,10 @@ def select_assets(db: StateDB, filters: FilterSet, common_keys: frozenset[str]) 
         "FROM temp.selection"
     ).fetchone()
     summary.selected, summary.selected_bytes, summary.unknown_size = count, total, unknown
-    summary.excluded_assets = summary.catalog_assets - int(
-        conn.execute("SELECT COUNT(DISTINCT asset_pk) FROM temp.selection").fetchone()[0]
-    )
+    # Left out by the filters: not by de-duplication (a shared href is still selected) and
+    # not by a conflict (reported on its own).
+    matched = conn.execute(f"SELECT COUNT(*) FROM assets a WHERE {' AND '.join(where)}")
+    summary.excluded_assets = summary.catalog_assets - int(matched.fetchone()[0])
     return summary
 
 

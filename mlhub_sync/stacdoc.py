@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import posixpath
 import re
 from collections.abc import Iterator, Mapping
@@ -126,6 +127,8 @@ def item_time(properties: Mapping[str, Any]) -> tuple[float | None, float | None
     """``(start, end)`` of an item: its range if it has one, else its datetime twice."""
     start = parse_time(properties.get("start_datetime"))
     end = parse_time(properties.get("end_datetime"))
+    if start is not None and end is not None:
+        return (min(start, end), max(start, end))  # a reversed range still means that span
     if start is not None or end is not None:
         return (start if start is not None else end, end if end is not None else start)
     single = parse_time(properties.get("datetime"))
@@ -133,13 +136,20 @@ def item_time(properties: Mapping[str, Any]) -> tuple[float | None, float | None
 
 
 def item_bbox(doc: Mapping[str, Any], geometry_json: str | None) -> Box | None:
-    """The item's 2D bbox: its own (2D or 3D), else the bounds of its geometry."""
+    """The item's 2D bbox: its own (2D or 3D), else the bounds of its geometry.
+
+    A bbox that is not 4 or 6 finite numbers with ``miny <= maxy`` is ignored (``minx > maxx``
+    is allowed: it crosses the antimeridian).
+    """
     bbox = doc.get("bbox")
-    if isinstance(bbox, list) and all(_is_number(v) for v in bbox):
+    if isinstance(bbox, list) and all(_is_finite(v) for v in bbox):
+        own: Box | None = None
         if len(bbox) == 4:
-            return (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
-        if len(bbox) == 6:
-            return (float(bbox[0]), float(bbox[1]), float(bbox[3]), float(bbox[4]))
+            own = (float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3]))
+        elif len(bbox) == 6:
+            own = (float(bbox[0]), float(bbox[1]), float(bbox[3]), float(bbox[4]))
+        if own is not None and own[1] <= own[3]:
+            return own
     if geometry_json is None:
         return None
     try:
@@ -154,6 +164,15 @@ def item_bbox(doc: Mapping[str, Any], geometry_json: str | None) -> Box | None:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    if not _is_number(value):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range (JSON allows any length)
+        return False
 
 
 def asset_facts(

@@ -11,10 +11,10 @@ Rules (DESIGN.md §2.3):
   (``checksum.py``); a checksum mismatch restarts from zero once, then fails;
 - ``fsync`` and ``os.replace``: a file under its final name is always complete and verified.
 
-Retries follow :class:`~mlhub_sync.retry.RetryPolicy`; an attempt that received bytes resets
-the failure count. 400/401/403/404/410 and other final answers raise a non-retryable
-:class:`TransferError`. Disk full, read-only file system or permission denied on the output
-raise :class:`FatalLocalError`, which stops the whole run.
+Retries follow :class:`~mlhub_sync.retry.RetryPolicy`; an attempt that grew the part past its
+longest so far resets the failure count. 400/401/403/404/410 and other final answers raise a
+non-retryable :class:`TransferError`. Disk full, read-only file system or permission denied on
+the output raise :class:`FatalLocalError`, which stops the whole run.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,8 @@ class Transferer:
         self.pool = pool or new_pool()
         self.attempts = 0  # attempts of the latest fetch, for the error report
         self._dirs: set[str] = set()
+        # Hosts whose 32-hex ETags proved not to be MD5s (SSE-KMS / SSE-C uploads look alike).
+        self._etag_not_md5: set[str] = set()
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -158,7 +160,7 @@ class Transferer:
                 response = self.pool.request(
                     "HEAD",
                     url,
-                    headers={"Accept-Encoding": "identity", **_host_headers(url)},
+                    headers=self._headers(url),
                     timeout=self.timeout,
                     retries=_redirects(),
                     preload_content=False,
@@ -166,16 +168,30 @@ class Transferer:
             except urllib3.exceptions.HTTPError as exc:
                 failure = _network_error(exc, url)
             else:
+                # An unread HEAD response leaves http.client "busy": the pooled connection
+                # would fail the next request sent on it.
+                response.drain_conn()
                 response.release_conn()
                 if response.status == 200:
                     length = response.headers.get("Content-Length")
                     size = int(length) if length and length.isdigit() else None
-                    return size, server_md5(response.headers, full_body=True, trust_etag=True)
+                    trust = urlsplit(url).netloc not in self._etag_not_md5
+                    return size, server_md5(response.headers, full_body=True, trust_etag=trust)
                 failure = _status_error(response, url)
             failures += 1
             self._backoff_or_raise(failure, failures)
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _headers(self, url: str) -> dict[str, str]:
+        # Headers passed to ``request`` replace the pool's default headers (urllib3 does not
+        # merge them), so the User-Agent has to be repeated here.
+        return {
+            "User-Agent": USER_AGENT,
+            **self.pool.headers,
+            "Accept-Encoding": "identity",
+            **_host_headers(url),
+        }
 
     def _claim(self, req: TransferRequest) -> Multihash | None:
         if req.checksum is None or req.checksum_mode == "off":
@@ -213,7 +229,9 @@ class Transferer:
         validator = req.resume_validator
         failures = attempts = transferred = 0
         checksum_restarted = False
+        etag_mismatch_md5: str | None = None
         resumed = False
+        high_water = 0  # the longest the part has been: only growing past it is progress
         while True:
             attempts += 1
             self.attempts = attempts
@@ -242,17 +260,34 @@ class Transferer:
             except _Attempt as partial:
                 transferred += partial.received
                 validator = partial.validator or validator
-                # Bytes arrived: the server works, so the budget starts again.
-                failures = 1 if partial.received else failures + 1
+                # The part grew past anything reached before: the server works, so the budget
+                # starts again. Bytes that only rebuild a discarded part are no progress (else
+                # a server that always fails half way would be retried forever).
+                reached = _part_size(part)
+                if partial.received and reached > high_water:
+                    high_water = reached
+                    failures = 1
+                else:
+                    failures += 1
                 self._backoff_or_raise(partial.error, failures)
                 continue
             transferred += outcome.received
-            resumed = resumed or offset > 0
+            # A 200 to a range request starts over: only bytes kept from the part count.
+            resumed = resumed or outcome.size > outcome.received
             try:
                 verified_by, md5 = self._verify(req, claim, outcome)
             except _ChecksumMismatch as mismatch:
+                if mismatch.source == "s3-etag" and mismatch.md5 == etag_mismatch_md5:
+                    # The same bytes twice, still not the ETag: the ETag is not an MD5 here
+                    # (an encrypted or multipart upload), not a corrupted body.
+                    log.info("%s: the host's ETags are not MD5s; verifying by size", req.dest.name)
+                    self._etag_not_md5.add(urlsplit(req.url).netloc)
+                    return self._finish(
+                        req, part, outcome, "size", mismatch.md5, transferred, attempts, resumed
+                    )
                 _discard(part)
                 validator = None
+                etag_mismatch_md5 = mismatch.md5 if mismatch.source == "s3-etag" else None
                 if checksum_restarted:
                     raise TransferError(
                         str(mismatch),
@@ -264,6 +299,9 @@ class Transferer:
                 checksum_restarted = True
                 log.info("%s: %s; downloading again from zero", req.dest.name, mismatch)
                 continue
+            except TransferError:
+                _discard(part)  # an HTML page or an unverifiable file: nothing worth resuming
+                raise
             return self._finish(
                 req, part, outcome, verified_by, md5, transferred, attempts, resumed
             )
@@ -276,7 +314,7 @@ class Transferer:
         offset: int,
         validator: str | None,
     ) -> _Outcome:
-        headers = {"Accept-Encoding": "identity", **_host_headers(req.url)}
+        headers = self._headers(req.url)
         if offset:
             headers["Range"] = f"bytes={offset}-"
             headers["If-Range"] = validator or ""
@@ -294,6 +332,11 @@ class Transferer:
             raise _Attempt(_network_error(exc, req.url), 0, None) from None
         try:
             return self._receive(req, claim, part, offset, validator, response)
+        except BaseException:
+            # The body may be unread (cancelled, restarted, failed): a pooled connection with
+            # bytes still in flight would hand them to the next request.
+            response.close()
+            raise
         finally:
             response.release_conn()
 
@@ -328,7 +371,14 @@ class Transferer:
         else:
             offset = 0  # a 200 to a range request: the server restarts the file
         if req.size is not None and total is not None and total != req.size:
-            raise _Restart(f"the server says {total} bytes, the catalog says {req.size}")
+            # Not a transient fault: the catalog and the server disagree about the file.
+            raise TransferError(
+                f"the server says {total} bytes, the catalog's file:size says {req.size}",
+                subject=redact_url(req.url),
+                retryable=False,
+                error_class="size-mismatch",
+                hint="the catalog is out of date with the host; report it to the publisher",
+            )
         encoding = response.headers.get("Content-Encoding", "identity").lower()
         decode = encoding not in ("identity", "")
         if decode:
@@ -347,7 +397,9 @@ class Transferer:
             os.ftruncate(fd, offset)
             os.lseek(fd, offset, os.SEEK_SET)
             try:
-                for chunk in response.stream(CHUNK, decode_content=decode):
+                # read1 hands over what has arrived: a reset loses nothing already received,
+                # whereas read(CHUNK) discards its partly filled buffer.
+                while chunk := response.read1(CHUNK, decode_content=decode):
                     _write_all(fd, chunk, part)
                     hashes.update(chunk)
                     received += len(chunk)
@@ -371,7 +423,7 @@ class Transferer:
                 received,
                 new_validator,
             )
-        headers = {k: v for k, v in response.headers.items()}
+        headers = urllib3.HTTPHeaderDict(response.headers)  # names are case-insensitive
         return _Outcome(size, received, new_validator, hashes, headers, status, decode)
 
     def _verify(
@@ -388,10 +440,14 @@ class Transferer:
                 raise _ChecksumMismatch(f"{claim.name} {digest} differs from file:checksum")
             return "file:checksum", md5
         if not got.decoded:
-            server = server_md5(got.headers, full_body=got.status == 200, trust_etag=True)
+            host = urlsplit(req.url).netloc
+            trust_etag = host not in self._etag_not_md5
+            server = server_md5(got.headers, full_body=got.status == 200, trust_etag=trust_etag)
             if server is not None:
                 if server.md5 != md5:
-                    raise _ChecksumMismatch(f"md5 {md5} differs from {server.source}")
+                    raise _ChecksumMismatch(
+                        f"md5 {md5} differs from {server.source}", server.source, md5
+                    )
                 return server.source, md5
         if req.checksum_mode == "required":
             raise TransferError(
@@ -409,7 +465,8 @@ class Transferer:
                 retryable=False,
                 error_class="html-response",
             )
-        return ("size" if req.size is not None or "Content-Length" in got.headers else "none"), md5
+        length_checked = "Content-Length" in got.headers and not got.decoded
+        return ("size" if req.size is not None or length_checked else "none"), md5
 
     def _finish(
         self,
@@ -476,6 +533,9 @@ class Transferer:
             raise TransferError(
                 str(mismatch), subject=str(source), retryable=False, error_class="checksum-mismatch"
             ) from None
+        except TransferError:
+            _discard(part)
+            raise
         return self._finish(req, part, got, verified_by, md5, size, 1, False)
 
 
@@ -485,7 +545,7 @@ class _Outcome:
     received: int
     validator: str | None
     hashes: _Hashes
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     status: int
     decoded: bool
 
@@ -499,7 +559,10 @@ class _Attempt(Exception):  # noqa: N818 - internal: a failed attempt and what i
 
 
 class _ChecksumMismatch(Exception):  # noqa: N818 - internal
-    pass
+    def __init__(self, message: str, source: str = "", md5: str | None = None):
+        super().__init__(message)
+        self.source = source  # which evidence disagreed
+        self.md5 = md5  # what we received
 
 
 def _redirects() -> urllib3.Retry:
@@ -621,7 +684,11 @@ def _network_error(exc: BaseException, url: str) -> TransferError:
             retryable=False,
             error_class="bad-url",
         )
-    kind = "timeout" if isinstance(reason, urllib3.exceptions.TimeoutError) else "connection"
+    # NewConnectionError (refused, unreachable) subclasses ConnectTimeoutError in urllib3 2.
+    timed_out = isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
+    kind = "timeout" if timed_out else "connection"
     text = redact_url(str(reason))
     return TransferError(
         f"{kind} error: {text}", subject=redact_url(url), retryable=True, error_class=kind
@@ -644,7 +711,10 @@ def _local_error(exc: OSError, where: Path) -> Exception:
 def copy_or_link(source: Path, dest: Path) -> None:
     """Place ``source``'s bytes at ``dest``: a hard link when possible, else a copy."""
     tmp = Path(f"{dest}.part")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _local_error(exc, dest.parent) from exc
     _discard(tmp)
     try:
         os.link(source, tmp)

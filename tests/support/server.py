@@ -61,7 +61,7 @@ FAULT_KINDS: Final[frozenset[str]] = frozenset(
 )
 """Every fault kind understood by :class:`Fault`."""
 
-ETAG_STYLES: Final[frozenset[str]] = frozenset({"md5", "opaque", "multipart", "none"})
+ETAG_STYLES: Final[frozenset[str]] = frozenset({"md5", "opaque", "multipart", "encrypted", "none"})
 """Accepted values of ``TestServer(etag_style=...)``."""
 
 MD5_HEADERS: Final[frozenset[str]] = frozenset({"content-md5", "azure"})
@@ -414,7 +414,9 @@ class _BlobResponder:
     def _info(self, file: Path) -> _FileInfo:
         """Stat ``file`` and compute its MD5 if any header needs it."""
         stat = file.stat()
-        needs_md5 = self._etag_style in ("md5", "multipart") or self._md5_header is not None
+        needs_md5 = (
+            self._etag_style in ("md5", "multipart", "encrypted") or self._md5_header is not None
+        )
         digest = self._digest(file, stat.st_size, stat.st_mtime_ns) if needs_md5 else None
         return _FileInfo(stat.st_size, stat.st_mtime_ns, digest)
 
@@ -443,6 +445,8 @@ class _BlobResponder:
         assert info.md5 is not None
         if self._etag_style == "md5":
             return f'"{info.md5.hex()}"'
+        if self._etag_style == "encrypted":  # S3 SSE-KMS: 32 hex digits that are not the MD5
+            return f'"{hashlib.md5(b"sse" + info.md5, usedforsecurity=False).hexdigest()}"'
         return f'"{hashlib.md5(info.md5, usedforsecurity=False).hexdigest()}-3"'
 
     def _changed_etag(self) -> str:
