@@ -311,6 +311,7 @@ class Indexer:
         self.assets = 0
         self.rejected = 0
         self.invalid_documents = 0
+        self._items: list[tuple[Any, ...]] = []
         self._assets: list[tuple[Any, ...]] = []
         self._rejected: list[tuple[Any, ...]] = []
         self._next_item_pk = 1 + int(
@@ -335,7 +336,7 @@ class Indexer:
             self._add_item(doc, parsed)
         elif kind == "collection":
             self._add_collection_assets(doc, parsed)
-        if len(self._assets) >= BATCH:
+        if len(self._assets) + len(self._items) >= BATCH:
             self.flush()
 
     def _add_item(self, doc: Document, parsed: dict[str, Any]) -> None:
@@ -350,9 +351,7 @@ class Indexer:
         item_pk = self._next_item_pk
         self._next_item_pk += 1
         bbox = record.bbox or (None, None, None, None)
-        self.db.execute(
-            "INSERT INTO items(item_pk, collection_id, item_id, minx, miny, maxx, maxy, geometry,"
-            " start_ts, end_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._items.append(
             (
                 item_pk,
                 record.collection_id,
@@ -361,7 +360,7 @@ class Indexer:
                 record.geometry_json,
                 record.start,
                 record.end,
-            ),
+            )
         )
         self.items += 1
         for asset in record.assets:
@@ -415,6 +414,11 @@ class Indexer:
     def flush(self) -> None:
         """Write queued rows."""
         self.db.conn.executemany(
+            "INSERT INTO items(item_pk, collection_id, item_id, minx, miny, maxx, maxy, geometry,"
+            " start_ts, end_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._items,
+        )
+        self.db.conn.executemany(
             "INSERT INTO assets(item_pk, collection_id, item_id, asset_key, href, media_type, "
             "size, checksum, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             self._assets,
@@ -424,6 +428,7 @@ class Indexer:
             "VALUES (?, ?, ?, ?, ?)",
             self._rejected,
         )
+        self._items.clear()
         self._assets.clear()
         self._rejected.clear()
 
@@ -453,11 +458,14 @@ def catalog_root(staging: Path) -> Path:
 
 
 def install(root: Path, dataset_dir: Path, protected: Callable[[str], bool]) -> int:
-    """Move the staged tree under ``root`` into ``dataset_dir``; return the files moved.
+    """Move the staged tree under ``root`` into ``dataset_dir``; return the entries moved.
 
-    A staged file whose path is an asset we manage (``protected``) is not moved: an archive
-    that ships a copy of an asset must not overwrite the verified download. Nor is anything
-    whose top-level name is one of ours (the state db, the lock, the kept archive, staging).
+    A staged folder whose target does not exist yet (every folder, on a first sync) moves
+    whole, with one rename: no per-file moves, and nothing left to delete. Elsewhere files
+    move one by one. A staged file whose path is an asset we manage (``protected``) is not
+    moved: an archive that ships a copy of an asset must not overwrite the verified download.
+    Nor is anything whose top-level name is one of ours (the state db, the lock, the kept
+    archive, staging).
     """
     moved = 0
     for folder, dirs, files in os.walk(root):
@@ -470,6 +478,12 @@ def install(root: Path, dataset_dir: Path, protected: Callable[[str], bool]) -> 
                 log.warning("not installing %s from the catalog: the name is reserved", name)
                 files.remove(name)
         target_folder = dataset_dir if rel_folder == "." else dataset_dir / rel_folder
+        for name in list(dirs):
+            target = target_folder / name
+            if not os.path.lexists(target):  # nothing of ours below it: move it whole
+                os.rename(os.path.join(folder, name), target)
+                dirs.remove(name)
+                moved += 1
         if files:
             target_folder.mkdir(parents=True, exist_ok=True)
         for name in files:

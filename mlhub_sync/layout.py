@@ -14,6 +14,7 @@ suffixes such as ``.tar.gz`` kept, lower-cased), else from the media type.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 import posixpath
@@ -63,6 +64,7 @@ _MEDIA_EXTENSIONS = {
 _BUILTIN_MIME_TYPES = mimetypes.MimeTypes()
 
 
+@functools.lru_cache(maxsize=1 << 16)  # ids and keys repeat: once per asset of an item
 def safe_component(name: str) -> str:
     """``name`` as one portable path component that cannot escape or collide with ``.``/``..``.
 
@@ -86,11 +88,7 @@ def safe_component(name: str) -> str:
 
 def asset_extension(href: str, media_type: str | None) -> str:
     """The file extension for an asset: from the href's path, else from its media type."""
-    try:
-        path = unquote(urlsplit(href).path)
-    except ValueError:
-        path = ""
-    name = posixpath.basename(path)
+    name = posixpath.basename(_url_path(href))
     suffixes = _suffixes(name)
     if suffixes:
         return "".join(suffixes).lower()
@@ -100,6 +98,25 @@ def asset_extension(href: str, media_type: str | None) -> str:
         if ext and _SUFFIX.match(ext):
             return ext
     return ""
+
+
+def _url_path(href: str) -> str:
+    """The unquoted path of a URL, as ``urlsplit`` gives it (fast for ``scheme://host/...``)."""
+    marker = href.find("://")
+    rest = href[marker + 3 :]
+    if 0 < marker <= 10 and href[:marker].isalnum() and "[" not in rest:
+        cut = min(
+            (i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0),
+            default=len(rest),
+        )
+        path = rest[cut:] if rest[cut : cut + 1] == "/" else ""
+        path = path.split("?", 1)[0].split("#", 1)[0]
+    else:
+        try:
+            path = urlsplit(href).path
+        except ValueError:
+            return ""
+    return unquote(path) if "%" in path else path
 
 
 def _suffixes(name: str) -> list[str]:

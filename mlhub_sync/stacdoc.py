@@ -28,6 +28,7 @@ from .filters import Box
 
 DocKind = Literal["catalog", "collection", "item"]
 
+_CONTROL = re.compile(r"[\x00-\x1f]")
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
 
@@ -79,8 +80,10 @@ def normalize_href(href: str, base_url: str, *, allow_file: bool) -> str:
     href = href.strip()
     if not href:
         raise ValueError("empty href")
-    if "\x00" in href or any(ord(ch) < 0x20 for ch in href):
+    if _CONTROL.search(href):
         raise ValueError("href contains control characters")
+    if href.startswith(("https://", "http://")):
+        return href  # the common case, already absolute (a million of these per catalog)
     scheme = urlsplit(href).scheme.lower()
     if scheme == "s3":
         parts = urlsplit(href)

@@ -123,12 +123,14 @@ def test_sigterm_keeps_parts_and_exits_cleanly(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
+        db = tmp_path / "out/many/mlhub_stac_assets.db"
+        # everything but the stalled asset is done and journaled (batches commit every second)
+        _wait_for(lambda: _journaled(db) == len(data.assets) - 1, time.monotonic() + 60)
         _wait_for(lambda: server.count(f"/blobs/{last}") >= 1, time.monotonic() + 60)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err
         assert "interrupted" in err
-        db = tmp_path / "out/many/mlhub_stac_assets.db"
         assert _journaled(db) == len(data.assets) - 1
         server.clear_log()
         rerun = subprocess.run(

@@ -267,3 +267,17 @@ def test_an_asset_path_never_escapes_the_dataset_folder(
         assert_safe(part)
     assert parts[-1] not in ("", ".", "..")
     assert "\\" not in rel and "\x00" not in rel
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="hs:/?#[]@%.aT0 ", max_size=30))
+def test_fast_url_path_agrees_with_urlsplit(href: str) -> None:
+    from urllib.parse import unquote, urlsplit  # noqa: PLC0415
+
+    from mlhub_sync.layout import _url_path  # noqa: PLC0415
+
+    try:
+        expected = unquote(urlsplit(href).path)
+    except ValueError:
+        expected = ""
+    assert _url_path(href) == expected
