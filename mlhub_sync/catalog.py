@@ -132,6 +132,9 @@ def extract_archive(
             # The tap only reads: all that tarfile's stream mode ("r|") ever asks of it.
             with tarfile.open(fileobj=tap, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
+                    # tarfile keeps every TarInfo in tar.members, even when streaming: drop
+                    # them, or memory grows with the archive (~250 MB at a million members).
+                    tar.members.clear()
                     members += 1
                     if members > limits.max_members:
                         raise _refuse(shown, member.name, f"is beyond {limits.max_members} members")

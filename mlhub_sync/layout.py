@@ -64,7 +64,7 @@ _MEDIA_EXTENSIONS = {
 _BUILTIN_MIME_TYPES = mimetypes.MimeTypes()
 
 
-@functools.lru_cache(maxsize=1 << 16)  # ids and keys repeat: once per asset of an item
+@functools.lru_cache(maxsize=4096)  # an item's ids repeat per asset; keys repeat everywhere
 def safe_component(name: str) -> str:
     """``name`` as one portable path component that cannot escape or collide with ``.``/``..``.
 

@@ -144,6 +144,14 @@ class StateDB:
         a newer mlhub-sync raises :class:`StateError` instead of being touched.
         """
         path = dataset_dir / DB_NAME
+        if create:
+            try:
+                dataset_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateError(
+                    f"cannot create the dataset folder: {exc.strerror or exc}",
+                    subject=str(dataset_dir),
+                ) from exc
         if not create and not path.exists():
             raise StateError(
                 "no state db: this dataset has not been synced here yet",
@@ -153,7 +161,8 @@ class StateDB:
         try:
             return cls._connect(path)
         except sqlite3.DatabaseError as exc:
-            if not create or "locked" in str(exc):
+            corrupt = any(word in str(exc) for word in ("not a database", "malformed"))
+            if not create or not corrupt:
                 raise _state_error(exc, path) from exc
             aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
             log.warning(

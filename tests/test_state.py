@@ -1,0 +1,100 @@
+"""The state db and the folder lock, on real SQLite files and real processes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlhub_sync.errors import StateError, StateLockedError
+from mlhub_sync.state import DB_NAME, SCHEMA_VERSION, DatasetLock, FileRecord, StateDB
+
+
+def test_a_new_db_is_versioned_and_in_wal_mode(tmp_path: Path) -> None:
+    with StateDB.open(tmp_path / "ds") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} >= {
+            "meta",
+            "items",
+            "assets",
+            "rejected",
+            "files",
+            "partials",
+        }
+
+
+def test_records_survive_reopening(tmp_path: Path) -> None:
+    record = FileRecord("c/i/a.tif", "https://h/a.tif", 3, 42, "md5", None, '"e"', "s3-etag")
+    with StateDB.open(tmp_path) as db, db.transaction():
+        db.put_files([record])
+        db.set_meta({"k": "v"})
+    with StateDB.open(tmp_path) as db:
+        assert db.file("c/i/a.tif") == record
+        assert db.get_meta("k") == "v"
+
+
+def test_a_failed_transaction_rolls_back(tmp_path: Path) -> None:
+    with StateDB.open(tmp_path) as db:
+        with pytest.raises(RuntimeError), db.transaction():
+            db.set_meta({"k": "v"})
+            raise RuntimeError("boom")
+        assert db.get_meta("k") is None
+
+
+def test_a_file_that_is_not_sqlite_is_moved_aside(tmp_path: Path) -> None:
+    (tmp_path / DB_NAME).write_bytes(b"this is not a database" * 100)
+    with StateDB.open(tmp_path) as db:
+        assert db.count("files") == 0
+    aside = list(tmp_path.glob(f"{DB_NAME}.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not")
+
+
+def test_a_db_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / DB_NAME
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(StateError) as info:
+        StateDB.open(tmp_path)
+    assert info.value.exit_code == 3
+    assert "newer" in str(info.value) and "upgrade" in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_status_does_not_create_a_db(tmp_path: Path) -> None:
+    with pytest.raises(StateError, match="not been synced"):
+        StateDB.open(tmp_path / "missing", create=False)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_the_lock_is_exclusive_across_processes_and_names_the_holder(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from mlhub_sync.state import DatasetLock;"
+            f"lock = DatasetLock(Path({str(tmp_path)!r})); lock.acquire();"
+            "print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(StateLockedError) as info:
+            DatasetLock(tmp_path).acquire()
+        assert f"pid {holder.pid}" in str(info.value)
+        assert info.value.exit_code == 3
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        holder.stdout.close()  # type: ignore[union-attr]
+    with DatasetLock(tmp_path):  # released when the holder exits
+        pass
