@@ -36,7 +36,7 @@ from .errors import (
 )
 from .http import Http
 from .progress import LogReporter, NullReporter, Reporter, TqdmReporter
-from .redact import SecretFilter
+from .redact import SecretFilter, scrub
 from .render import (
     apply_json,
     apply_line,
@@ -51,6 +51,8 @@ from .render import (
 from .spec import DatasetConfig, LoadedSpec, MlhubSource, json_schema, load_spec
 
 log = logging.getLogger("mlhub_sync")
+
+EXIT_INTERNAL = 70  # EX_SOFTWARE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -356,6 +358,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 130
     except BrokenPipeError:
         return EXIT_FAILURES
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
+        log.info("internal error", exc_info=True)  # -v shows it (secrets scrubbed)
+        _error(
+            f"internal error: {scrub(repr(exc), secrets.values)} (this is a bug in "
+            "mlhub-sync; run with -v for the traceback and report it)"
+        )
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -46,7 +46,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import StateError, StateLockedError
+from .errors import FatalLocalError, StateError, StateLockedError
 
 log = logging.getLogger(__name__)
 
@@ -217,14 +217,28 @@ class StateDB:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error).
+
+        SQLite failures (disk full, read-only, I/O errors) surface as the project's errors.
+        """
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise _state_error(exc, self.path) from exc
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+        except BaseException as exc:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self.conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise _state_error(exc, self.path) from exc
             raise
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(sqlite3.DatabaseError):
+                self.conn.execute("ROLLBACK")
+            raise _state_error(exc, self.path) from exc
 
     # -- meta -----------------------------------------------------------------------------------
 
@@ -321,8 +335,15 @@ class StateDB:
         return self.conn.execute(sql, params)
 
 
-def _state_error(exc: sqlite3.DatabaseError, path: Path) -> StateError:
-    if "locked" in str(exc):
+def _state_error(exc: sqlite3.DatabaseError, path: Path) -> StateError | FatalLocalError:
+    text = str(exc)
+    if "full" in text or "readonly" in text or "disk I/O" in text:
+        return FatalLocalError(
+            f"cannot write the state db: {text}",
+            subject=str(path),
+            hint="free disk space or make the output folder writable, then run again",
+        )
+    if "locked" in text:
         return StateError(
             "the state db is locked by another process",
             subject=str(path),
