@@ -157,7 +157,11 @@ class Executor:
         ]
         alive = len(workers)
         with self.reporter.stage(
-            "download assets", total=total_files, unit="files", total_bytes=total_bytes
+            "download assets",
+            total=total_files,
+            unit="files",
+            total_bytes=total_bytes,
+            show_bytes=True,
         ) as stage:
             self._stage = stage
             for worker in workers:

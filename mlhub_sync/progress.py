@@ -5,11 +5,12 @@ bars on a terminal, periodic log lines elsewhere, or nothing.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import threading
 import time
 from types import TracebackType
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from tqdm import tqdm
 
@@ -36,7 +37,12 @@ class Reporter(Protocol):
     """Makes stages."""
 
     def stage(
-        self, name: str, total: int | None = None, unit: str = "it", total_bytes: int | None = None
+        self,
+        name: str,
+        total: int | None = None,
+        unit: str = "it",
+        total_bytes: int | None = None,
+        show_bytes: bool = False,
     ) -> Stage:
         """Start a stage named ``name`` of ``total`` units (``None``: unknown)."""
         ...
@@ -66,25 +72,31 @@ class NullReporter:
     """Reports nothing (the library default)."""
 
     def stage(
-        self, name: str, total: int | None = None, unit: str = "it", total_bytes: int | None = None
+        self,
+        name: str,
+        total: int | None = None,
+        unit: str = "it",
+        total_bytes: int | None = None,
+        show_bytes: bool = False,
     ) -> Stage:
         return _NullStage()
 
 
 class _TqdmStage(_Base):
     def __init__(
-        self, name: str, total: int | None, unit: str, total_bytes: int | None, out: IO[str]
+        self,
+        name: str,
+        total: int | None,
+        unit: str,
+        total_bytes: int | None,
+        show_bytes: bool,
+        out: IO[str],
     ):
         self._lock = threading.Lock()
-        self._files = tqdm(
-            total=total,
-            desc=name,
-            unit=unit,
-            file=out,
-            dynamic_ncols=True,
-            leave=True,
-            mininterval=0.2,
-        )
+        # A terminal that reports no size (a fresh pty, some CI runners) would get no bar at all.
+        width: dict[str, Any] = {"dynamic_ncols": True} if _columns(out) > 0 else {"ncols": 80}
+        common: dict[str, Any] = {"file": out, "leave": True, "mininterval": 0.2, **width}
+        self._files = tqdm(total=total, desc=name, unit=unit, **common)
         self._bytes = (
             tqdm(
                 total=total_bytes,
@@ -92,12 +104,9 @@ class _TqdmStage(_Base):
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,
-                file=out,
-                dynamic_ncols=True,
-                leave=True,
-                mininterval=0.2,
+                **common,
             )
-            if total_bytes is not None
+            if show_bytes or total_bytes is not None
             else None
         )
 
@@ -115,6 +124,13 @@ class _TqdmStage(_Base):
                 self._bytes.close()
 
 
+def _columns(out: IO[str]) -> int:
+    try:
+        return os.get_terminal_size(out.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
+
+
 class TqdmReporter:
     """Progress bars (files, and bytes for transfers) with rate and ETA, on a terminal."""
 
@@ -122,9 +138,14 @@ class TqdmReporter:
         self.out = out
 
     def stage(
-        self, name: str, total: int | None = None, unit: str = "it", total_bytes: int | None = None
+        self,
+        name: str,
+        total: int | None = None,
+        unit: str = "it",
+        total_bytes: int | None = None,
+        show_bytes: bool = False,
     ) -> Stage:
-        return _TqdmStage(name, total, unit, total_bytes, self.out)
+        return _TqdmStage(name, total, unit, total_bytes, show_bytes, self.out)
 
 
 class _LogStage(_Base):
@@ -171,7 +192,12 @@ class LogReporter:
         self.interval = interval
 
     def stage(
-        self, name: str, total: int | None = None, unit: str = "it", total_bytes: int | None = None
+        self,
+        name: str,
+        total: int | None = None,
+        unit: str = "it",
+        total_bytes: int | None = None,
+        show_bytes: bool = False,
     ) -> Stage:
         return _LogStage(name, total, unit, total_bytes, self.interval)
 

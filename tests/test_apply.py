@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -349,3 +350,54 @@ def test_state_db_is_a_documented_sqlite_file(tmp_path: Path, hub: Hub, cli: obj
         db.close()
     assert verified["tiny_source/src_0/B02.tif"] == "file:checksum"
     assert verified["tiny_source/src_1/B03.tif"] == "s3-etag"
+
+
+def test_a_non_common_href_shared_by_items_is_fetched_once_and_linked(
+    tmp_path: Path, hub: Hub, cli: object
+) -> None:
+    from tests.support.mlhub_dataset import write_archive  # noqa: PLC0415
+
+    shared = f"{hub.server.url}/blobs/tiny/src/src_0/B02.tif"  # any served blob will do
+    items = [
+        (
+            f"c/it{i}/it{i}.json",
+            json.dumps(
+                {
+                    "type": "Feature",
+                    "stac_version": "1.0.0",
+                    "id": f"it{i}",
+                    "collection": "c",
+                    "geometry": None,
+                    "properties": {"datetime": None},
+                    "links": [],
+                    "assets": {"metadata": {"href": shared}},
+                }
+            ).encode(),
+        )
+        for i in range(3)
+    ]
+    archive = tmp_path / "shared.tar.gz"
+    write_archive(
+        archive,
+        [
+            (
+                "catalog.json",
+                b'{"type": "Catalog", "stac_version": "1.0.0", "id": "shared", "links": []}',
+            ),
+            *items,
+        ],
+        top="shared",
+    )
+    spec = hub.spec(
+        tmp_path / "spec.yaml",
+        [{"id": "shared", "source": {"type": "archive", "path": str(archive)}}],
+    )
+    result = apply_ok(cli, spec)
+    assert "1 downloaded" in result.stdout and "2 linked" in result.stdout
+    gets = [r for r in hub.server.requests if r.path == "/blobs/tiny/src/src_0/B02.tif"]
+    assert len(gets) == 1
+    paths = [tmp_path / f"out/shared/c/it{i}/metadata.tif" for i in range(3)]
+    assert len({p.stat().st_ino for p in paths}) == 1  # one file, hard-linked three times
+    hub.server.clear_log()
+    apply_ok(cli, spec)
+    assert hub.server.requests == [] or all("/blobs/" not in r.path for r in hub.server.requests)
