@@ -14,15 +14,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from . import __version__
 from .engine import (
     ApplyOutcome,
     DatasetPlan,
     DatasetRun,
-    DatasetStatus,
-    VerifyResult,
     dataset_status,
     verify_dataset,
 )
@@ -51,6 +49,7 @@ from .render import (
 from .spec import DatasetConfig, LoadedSpec, MlhubSource, json_schema, load_spec
 
 log = logging.getLogger("mlhub_sync")
+T = TypeVar("T")
 
 EXIT_INTERNAL = 70  # EX_SOFTWARE
 
@@ -224,24 +223,28 @@ def _cmd_validate(ctx: _Context, loaded: LoadedSpec) -> int:
     return EXIT_OK
 
 
-def _run_each(
-    ctx: _Context, datasets: Sequence[DatasetConfig], work: Callable[[DatasetRun], DatasetPlan]
-) -> tuple[list[DatasetPlan], int]:
+def _each(
+    ctx: _Context, datasets: Sequence[DatasetConfig], work: Callable[[DatasetConfig], T]
+) -> tuple[list[T], int]:
     """Run ``work`` per dataset; one dataset's failure is reported and the others go on."""
-    results: list[DatasetPlan] = []
+    results: list[T] = []
     worst = EXIT_OK
     for config in datasets:
         try:
-            with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
-                results.append(work(run))
+            results.append(work(config))
         except MlhubSyncError as exc:
             _error(f"{config.label}: {exc}")
             worst = max(worst, exc.exit_code)
     return results, worst
 
 
+def _plan_one(ctx: _Context, config: DatasetConfig) -> DatasetPlan:
+    with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
+        return run.plan()
+
+
 def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
-    plans, worst = _run_each(ctx, _selected(loaded, ctx.args.dataset), lambda run: run.plan())
+    plans, worst = _each(ctx, _selected(loaded, ctx.args.dataset), lambda c: _plan_one(ctx, c))
     if ctx.args.json:
         _print_json(plan_json(plans))
     elif ctx.args.quiet:
@@ -286,14 +289,7 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
 
 
 def _cmd_status(ctx: _Context, loaded: LoadedSpec) -> int:
-    statuses: list[DatasetStatus] = []
-    worst = EXIT_OK
-    for config in _selected(loaded, ctx.args.dataset):
-        try:
-            statuses.append(dataset_status(config))
-        except MlhubSyncError as exc:
-            _error(f"{config.label}: {exc}")
-            worst = max(worst, exc.exit_code)
+    statuses, worst = _each(ctx, _selected(loaded, ctx.args.dataset), dataset_status)
     if ctx.args.json:
         _print_json(status_json(statuses))
     elif not ctx.args.quiet:
@@ -302,14 +298,9 @@ def _cmd_status(ctx: _Context, loaded: LoadedSpec) -> int:
 
 
 def _cmd_verify(ctx: _Context, loaded: LoadedSpec) -> int:
-    results: list[VerifyResult] = []
-    worst = EXIT_OK
-    for config in _selected(loaded, ctx.args.dataset):
-        try:
-            results.append(verify_dataset(config, deep=ctx.args.deep))
-        except MlhubSyncError as exc:
-            _error(f"{config.label}: {exc}")
-            worst = max(worst, exc.exit_code)
+    results, worst = _each(
+        ctx, _selected(loaded, ctx.args.dataset), lambda c: verify_dataset(c, deep=ctx.args.deep)
+    )
     if ctx.args.json:
         _print_json(verify_json(results, ctx.args.deep))
     elif not ctx.args.quiet:
