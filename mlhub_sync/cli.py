@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__
@@ -47,6 +48,7 @@ from .render import (
     verify_text,
 )
 from .spec import DatasetConfig, LoadedSpec, MlhubSource, json_schema, load_spec
+from .watch import Watcher
 
 log = logging.getLogger("mlhub_sync")
 T = TypeVar("T")
@@ -112,6 +114,26 @@ def _parser() -> argparse.ArgumentParser:
     spec_args(verify, "print the result as JSON (format mlhub-sync.verify/1)")
     verify.add_argument(
         "--deep", action="store_true", help="hash every file instead of comparing size and mtime"
+    )
+    watch = command("watch", "keep the output in sync: apply on spec edits and file changes")
+    spec_args(watch)
+    watch.add_argument(
+        "--refresh-interval",
+        type=float,
+        metavar="SECONDS",
+        help="also re-apply this often, to pick up upstream catalog changes",
+    )
+    watch.add_argument(
+        "--debounce",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="wait for this much quiet after a change before applying (1.0)",
+    )
+    watch.add_argument(
+        "--polling",
+        action="store_true",
+        help="poll the file system instead of using inotify (network shares)",
     )
     command("schema", "print the JSON Schema of the spec")
     return parser
@@ -310,12 +332,48 @@ def _cmd_verify(ctx: _Context, loaded: LoadedSpec) -> int:
     return worst
 
 
+def _cmd_watch(ctx: _Context, loaded: LoadedSpec) -> int:
+    _selected(loaded, ctx.args.dataset)  # unknown ids are a usage error up front
+    if ctx.args.refresh_interval is not None and ctx.args.refresh_interval <= 0:
+        raise UsageError("--refresh-interval must be a positive number of seconds")
+
+    def report(outcomes: list[ApplyOutcome], errors: list[str]) -> None:
+        if not ctx.args.quiet:
+            for outcome in outcomes:
+                print(apply_line(outcome), flush=True)
+        for error in errors:
+            _error(error)
+
+    watcher = Watcher(
+        loaded.path or Path(ctx.args.spec),
+        ctx.environ,
+        ctx.reporter,
+        ctx.http_for,
+        dataset_ids=tuple(ctx.args.dataset),
+        debounce=ctx.args.debounce,
+        refresh_interval=ctx.args.refresh_interval,
+        on_result=report,
+        polling=ctx.args.polling,
+    )
+
+    def stop(signum: int, frame: object) -> None:
+        watcher.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"watching {ctx.args.spec} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    watcher.run(loaded)
+    print("mlhub-sync: watch stopped", file=sys.stderr)
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[_Context, LoadedSpec], int]] = {
     "validate": _cmd_validate,
     "plan": _cmd_plan,
     "apply": _cmd_apply,
     "status": _cmd_status,
     "verify": _cmd_verify,
+    "watch": _cmd_watch,
 }
 
 
