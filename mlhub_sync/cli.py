@@ -7,13 +7,14 @@ Exit codes: 0 ok; 1 a run finished with failures; 2 changes pending (``--detaile
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,11 +30,13 @@ from .errors import (
     EXIT_CHANGES,
     EXIT_FAILURES,
     EXIT_OK,
+    EXIT_STATE,
     EXIT_USAGE,
     MlhubSyncError,
     UsageError,
 )
 from .http import Http
+from .lockfile import Asset, Key, LockFile, lock_path, output_key, write_lock
 from .progress import LogReporter, NullReporter, Reporter, TqdmReporter
 from .redact import SecretFilter, scrub
 from .render import (
@@ -87,6 +90,16 @@ def _parser() -> argparse.ArgumentParser:
         if json_help:
             sub.add_argument("--json", action="store_true", help=json_help)
 
+    def lock_args(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--locked",
+            action="store_true",
+            help="refuse (exit 3) when the catalog or selection drifted from the lock",
+        )
+        sub.add_argument(
+            "--lock-file", metavar="PATH", help="the lock file (default: SPEC.lock beside it)"
+        )
+
     spec_args(
         command("validate", "check a spec without touching the network or disk"),
         "print the resolved datasets as JSON",
@@ -98,6 +111,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 2 when changes are pending, 0 when in sync",
     )
+    lock_args(plan)
     apply = command("apply", "download what is missing, partial or corrupt")
     spec_args(apply, "print the result as JSON (format mlhub-sync.apply/1)")
     apply.add_argument(
@@ -106,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument(
         "--force", action="store_true", help="let prune delete more than max_delete files"
     )
+    lock_args(apply)
+    spec_args(command("lock", "pin the catalogs and the selection in SPEC.lock"))
     spec_args(
         command("status", "what is on disk vs desired, from the state db (no network)"),
         "print the status as JSON (format mlhub-sync.status/1)",
@@ -206,6 +222,7 @@ class _Context:
         self.environ = environ
         self.secrets = secrets
         self.reporter = _reporter(args.quiet, environ)
+        self.lock: LockFile | None = None
 
     def http_for(self, config: DatasetConfig) -> Http:
         return Http(
@@ -260,13 +277,31 @@ def _each(
     return results, worst
 
 
-def _plan_one(ctx: _Context, config: DatasetConfig) -> DatasetPlan:
+def _lock_for(
+    ctx: _Context, loaded: LoadedSpec, config: DatasetConfig
+) -> tuple[LockFile, Key] | None:
+    if not getattr(ctx.args, "locked", False):
+        return None
+    spec_path = loaded.path or Path(ctx.args.spec)
+    if ctx.lock is None:
+        ctx.lock = LockFile(
+            Path(ctx.args.lock_file) if ctx.args.lock_file else lock_path(spec_path)
+        )
+    return ctx.lock, output_key(spec_path.resolve().parent, config.id, config.output_dir)
+
+
+def _plan_one(ctx: _Context, loaded: LoadedSpec, config: DatasetConfig) -> DatasetPlan:
     with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
-        return run.plan()
+        return run.plan(lock=_lock_for(ctx, loaded, config))
 
 
 def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
-    plans, worst = _each(ctx, _selected(loaded, ctx.args.dataset), lambda c: _plan_one(ctx, c))
+    plans, worst = _each(
+        ctx, _selected(loaded, ctx.args.dataset), lambda c: _plan_one(ctx, loaded, c)
+    )
+    drifted = [p for p in plans if p.drift is not None and p.drift.drifted]
+    for p in drifted:
+        _error(f"{p.config.label}: --locked: {p.drift.describe() if p.drift else ''}")
     if ctx.args.json:
         _print_json(plan_json(plans))
     elif ctx.args.quiet:
@@ -278,6 +313,8 @@ def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
             print(plan_line(p))
     if worst:
         return worst
+    if drifted:
+        return EXIT_STATE
     if ctx.args.detailed_exitcode and any(p.pending for p in plans):
         return EXIT_CHANGES
     return EXIT_OK
@@ -290,7 +327,11 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
     for config in datasets:
         try:
             with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
-                outcome = run.apply(force=ctx.args.force, prune=ctx.args.prune or None)
+                outcome = run.apply(
+                    force=ctx.args.force,
+                    prune=ctx.args.prune or None,
+                    lock=_lock_for(ctx, loaded, config),
+                )
         except MlhubSyncError as exc:
             _error(f"{config.label}: {exc}")
             worst = max(worst, exc.exit_code)
@@ -330,6 +371,31 @@ def _cmd_verify(ctx: _Context, loaded: LoadedSpec) -> int:
     if any(r.bad for r in results):
         worst = max(worst, EXIT_FAILURES)
     return worst
+
+
+def _cmd_lock(ctx: _Context, loaded: LoadedSpec) -> int:
+    if ctx.args.dataset:
+        raise UsageError("lock pins the whole spec; --dataset is not supported here")
+    spec_path = loaded.path or Path(ctx.args.spec)
+    base = spec_path.resolve().parent
+    configs = sorted(loaded.datasets, key=lambda c: output_key(base, c.id, c.output_dir))
+    stack = contextlib.ExitStack()
+    with stack:
+
+        def entries() -> Iterator[tuple[dict[str, Any], Iterator[Asset]]]:
+            for config in configs:
+                run = stack.enter_context(
+                    DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter)
+                )
+                run.select()
+                key = output_key(base, config.id, config.output_dir)
+                yield run.lock_header(key), run.lock_assets()
+
+        target = lock_path(spec_path)
+        write_lock(target, entries())
+    if not ctx.args.quiet:
+        print(f"wrote {target} ({len(configs)} datasets)")
+    return EXIT_OK
 
 
 def _cmd_watch(ctx: _Context, loaded: LoadedSpec) -> int:
@@ -374,6 +440,7 @@ _COMMANDS: dict[str, Callable[[_Context, LoadedSpec], int]] = {
     "status": _cmd_status,
     "verify": _cmd_verify,
     "watch": _cmd_watch,
+    "lock": _cmd_lock,
 }
 
 

@@ -11,16 +11,22 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
-from .errors import MlhubSyncError
+from .checksum import md5_multihash
+from .errors import MlhubSyncError, StateError
 from .executor import ApplyStats, Executor, ExecutorSettings
 from .http import Http
-from .plan import Action, PlanSummary, build_plan, iter_steps
+from .lockfile import Asset, Drift, Key, LockFile, selection_digest
+from .plan import Action, PlanSummary, build_plan, href_identity, iter_steps
 from .progress import NULL_REPORTER, Reporter
+from .redact import redact_url
 from .report import ErrorReport
 from .resolve import CatalogStatus, refresh_catalog
 from .select import SelectionSummary, select_assets
@@ -28,6 +34,10 @@ from .spec import DatasetConfig
 from .state import DatasetLock, StateDB
 
 log = logging.getLogger(__name__)
+
+
+class LockDriftError(StateError):
+    """``--locked`` and the catalog or selection no longer match the lock file."""
 
 
 class PruneRefusedError(MlhubSyncError):
@@ -42,6 +52,7 @@ class DatasetPlan:
     catalog: CatalogStatus
     selection: SelectionSummary = field(default_factory=SelectionSummary)
     plan: PlanSummary = field(default_factory=PlanSummary)
+    drift: Drift | None = None  # with --locked
 
     @property
     def pending(self) -> int:
@@ -107,17 +118,144 @@ class DatasetRun:
             self._db = None
             self._lock.release()
 
-    def plan(self, if_exists: str = "resume") -> DatasetPlan:
-        """Resolve the catalog, select assets and decide every path."""
+    def select(self) -> DatasetPlan:
+        """Resolve the catalog and select assets (``temp.selection``), without deciding."""
         catalog = refresh_catalog(self.config, self.db, self.http, self.environ, self.reporter)
         result = DatasetPlan(self.config, catalog)
+        if not self.config.catalog_only:
+            result.selection = select_assets(
+                self.db, self.config.filters, self.config.common_asset_keys
+            )
+        return result
+
+    def plan(
+        self, if_exists: str = "resume", lock: tuple[LockFile, Key] | None = None
+    ) -> DatasetPlan:
+        """Resolve the catalog, select assets and decide every path.
+
+        With ``lock``, the selection is compared with the lock first (``result.drift``); when
+        it matches, assets without a catalog checksum are verified against the lock's.
+        """
+        result = self.select()
         if self.config.catalog_only:
             return result
-        result.selection = select_assets(
-            self.db, self.config.filters, self.config.common_asset_keys
-        )
+        if lock is not None:
+            result.drift = self.check_lock(*lock)
+            if not result.drift.drifted:
+                self.db.execute(
+                    "UPDATE temp.selection SET checksum = (SELECT l.checksum FROM "
+                    "temp.lock_assets l WHERE l.path = selection.path) WHERE checksum IS NULL"
+                )
         result.plan = build_plan(self.db, str(self.config.asset_dir), if_exists)
         return result
+
+    # -- lock files -----------------------------------------------------------------------------
+
+    def lock_assets(self) -> Iterator[Asset]:
+        """The selected assets as a lock lists them (needs :meth:`select` first)."""
+        cursor = self.db.conn.cursor()
+        cursor.execute(
+            "SELECT s.path, s.href, s.size, s.checksum, f.md5, f.href, f.verified_by "
+            "FROM temp.selection s LEFT JOIN files f ON f.path = s.path ORDER BY s.path"
+        )
+        for path, href, size, checksum, md5, file_href, verified_by in cursor:
+            identity = _lock_href(href, self.config.spec_dir)
+            if checksum is not None:
+                yield path, identity, size, checksum, "catalog"
+            elif (
+                md5
+                and verified_by != "corrupt"
+                and _lock_href(file_href, self.config.spec_dir) == identity
+            ):
+                yield path, identity, size, md5_multihash(md5), "download"
+            else:
+                yield path, identity, size, None, None
+
+    def lock_header(self, key: Key) -> dict[str, Any]:
+        """The dataset's lock header (catalog pins, counts, selection digest)."""
+        count, total, unknown = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(size IS NULL), 0) "
+            "FROM temp.selection"
+        ).fetchone()
+        return {
+            "id": key[0],
+            "output_dir": key[1],
+            "catalog": {
+                "sha256": self.db.get_meta("indexed_digest"),
+                "etag": self.db.get_meta("archive_etag"),
+            },
+            "selection": {
+                "assets": count,
+                "bytes": total,
+                "unknown_size": unknown,
+                "digest": selection_digest(self.lock_assets()),
+            },
+        }
+
+    def check_lock(self, lock: LockFile, key: Key) -> Drift:
+        """Compare the current catalog and selection with the lock (flat memory: SQL)."""
+        locked = lock.datasets.get(key)
+        if locked is None:
+            return Drift(missing_from_lock=True)
+        conn = self.db.conn
+        conn.executescript(
+            "DROP TABLE IF EXISTS temp.lock_assets;"
+            "CREATE TEMP TABLE lock_assets (path TEXT PRIMARY KEY, href TEXT, size INTEGER,"
+            " checksum TEXT, source TEXT) WITHOUT ROWID;"
+        )
+        batch: list[Asset] = []
+        for asset in lock.assets(key):
+            batch.append(asset)
+            if len(batch) >= 5000:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO temp.lock_assets VALUES (?,?,?,?,?)", batch
+                )
+                batch.clear()
+        conn.executemany("INSERT OR REPLACE INTO temp.lock_assets VALUES (?,?,?,?,?)", batch)
+        drift = Drift(
+            catalog_changed=locked.archive_sha256 is not None
+            and locked.archive_sha256 != self.db.get_meta("indexed_digest")
+        )
+        if selection_digest(self.lock_assets()) == locked.digest:
+            return drift
+        base = self.config.spec_dir
+        conn.create_function("lock_href", 1, lambda h: _lock_href(h, base), deterministic=True)
+        drift.added = conn.execute(
+            "SELECT COUNT(*) FROM temp.selection s WHERE s.path NOT IN "
+            "(SELECT path FROM temp.lock_assets)"
+        ).fetchone()[0]
+        drift.removed = conn.execute(
+            "SELECT COUNT(*) FROM temp.lock_assets l WHERE l.path NOT IN "
+            "(SELECT path FROM temp.selection)"
+        ).fetchone()[0]
+        changed = (
+            "FROM temp.selection s JOIN temp.lock_assets l ON l.path = s.path "
+            "WHERE lock_href(s.href) != l.href OR COALESCE(s.size, -1) != COALESCE(l.size, -1) "
+            "OR COALESCE(s.checksum, '') != "
+            "COALESCE(CASE WHEN l.source = 'catalog' THEN l.checksum END, '')"
+        )
+        drift.changed = conn.execute(f"SELECT COUNT(*) {changed}").fetchone()[0]
+        drift.samples = (
+            [
+                f"+ {row[0]}"
+                for row in conn.execute(
+                    "SELECT path FROM temp.selection WHERE path NOT IN "
+                    "(SELECT path FROM temp.lock_assets) ORDER BY path LIMIT 5"
+                )
+            ]
+            + [
+                f"- {row[0]}"
+                for row in conn.execute(
+                    "SELECT path FROM temp.lock_assets WHERE path NOT IN "
+                    "(SELECT path FROM temp.selection) ORDER BY path LIMIT 5"
+                )
+            ]
+            + [
+                f"~ {row[0]}"
+                for row in conn.execute(f"SELECT s.path {changed} ORDER BY s.path LIMIT 5")
+            ]
+        )
+        return drift
 
     def apply(
         self,
@@ -126,9 +264,17 @@ class DatasetRun:
         force: bool = False,
         prune: bool | None = None,
         if_exists: str = "resume",
+        lock: tuple[LockFile, Key] | None = None,
     ) -> ApplyOutcome:
         """Plan, then carry the plan out; prune afterwards when asked and nothing failed."""
-        planned = self.plan(if_exists)
+        planned = self.plan(if_exists, lock)
+        if planned.drift is not None and planned.drift.drifted:
+            raise LockDriftError(
+                f"--locked: {planned.drift.describe()}"
+                + "".join(f"\n    {line}" for line in planned.drift.samples or []),
+                subject=str(lock[0].path) if lock else None,
+                hint="review the change, then update the lock with `mlhub-sync lock SPEC`",
+            )
         outcome = ApplyOutcome(planned)
         if self.config.catalog_only:
             return outcome
@@ -195,6 +341,17 @@ class DatasetRun:
                 "SELECT COUNT(*) FROM files WHERE path NOT IN (SELECT path FROM temp.selection)"
             ).fetchone()[0]
         )
+
+
+def _lock_href(href: str | None, base: Path) -> str:
+    """An href as a lock records it: no rotating signatures, no secrets, and a local file as a
+    path relative to the spec's folder (so a repository checked out anywhere locks alike)."""
+    if not href:
+        return ""
+    if href.startswith("file:"):
+        local = url2pathname(urlsplit(href).path)
+        return "file:" + Path(os.path.relpath(local, base)).as_posix()
+    return redact_url(href_identity(href))
 
 
 @dataclass

@@ -72,6 +72,9 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
             continue
         filters = cfg.filters.describe()
         out.append(f"  filters: {'; '.join(filters) if filters else 'none (every asset)'}")
+        if p.drift is not None:
+            out.append(f"  lock: {'DRIFT: ' if p.drift.drifted else ''}{p.drift.describe()}")
+            out.extend(f"    {line}" for line in p.drift.samples or [])
         size = _size(Tally(sel.selected, sel.selected_bytes, sel.unknown_size))
         out.append(f"  selected: {sel.selected} files, {size}")
         if sel.selected == 0 and filters:
@@ -168,6 +171,17 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
         "actions": actions,
         "not_desired": {"files": p.plan.not_desired, "sample": p.plan.not_desired_sample},
         "pending": p.pending,
+        "lock": None
+        if p.drift is None
+        else {
+            "drifted": p.drift.drifted,
+            "missing_from_lock": p.drift.missing_from_lock,
+            "catalog_changed": p.drift.catalog_changed,
+            "added": p.drift.added,
+            "removed": p.drift.removed,
+            "changed": p.drift.changed,
+            "samples": p.drift.samples or [],
+        },
     }
 
 

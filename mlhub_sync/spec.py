@@ -410,6 +410,7 @@ class DatasetConfig:
     retry: RetryPolicy
     timeout: Timeouts
     filters: FilterSet
+    spec_dir: Path  # relative paths in the spec (and in its lock file) start here
 
     @property
     def dataset_dir(self) -> Path:
@@ -509,6 +510,7 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
         retry=(pick("retry") or RetrySettings()).policy(),
         timeout=pick("timeout") or Timeouts(),
         filters=filters,
+        spec_dir=base,
     )
 
 
