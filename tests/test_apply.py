@@ -401,3 +401,21 @@ def test_a_non_common_href_shared_by_items_is_fetched_once_and_linked(
     hub.server.clear_log()
     apply_ok(cli, spec)
     assert hub.server.requests == [] or all("/blobs/" not in r.path for r in hub.server.requests)
+
+
+def test_prune_flag_deletes_only_managed_files(tmp_path: Path, hub: Hub, cli: object) -> None:
+    spec = hub.spec(tmp_path / "spec.yaml")
+    apply_ok(cli, spec)
+    root = out_dir(tmp_path, hub)
+    mine = root / "tiny_source/src_0/my_notes.txt"  # a file the user put there
+    mine.write_text("keep me")
+    hub.spec(spec, [{"id": "tiny", "collection_filter": {"tiny_labels": []}}])
+    plain = apply_ok(cli, spec)
+    assert "pruned" not in plain.stdout and (root / "tiny_source/src_0/B02.tif").exists()
+    pruned = apply_ok(cli, spec, "--prune")
+    assert "pruned 14" in pruned.stdout
+    assert not (root / "tiny_source/src_0/B02.tif").exists()
+    assert mine.read_text() == "keep me"
+    assert (root / "catalog.json").exists() and (root / "mlhub_stac_assets.db").exists()
+    status = cli("status", spec, "--json").json()  # type: ignore[operator]
+    assert status["datasets"][0]["not_desired"]["files"] == 0

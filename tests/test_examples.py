@@ -1,0 +1,56 @@
+"""The README's quickstart and the example specs work as documented (on a copy of examples/,
+so nothing is written into the repository)."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    target = tmp_path / "examples"
+    shutil.copytree(REPO / "examples/configs", target / "configs")
+    shutil.copytree(REPO / "examples/data/quickstart", target / "data/quickstart")
+    return target
+
+
+def test_quickstart_plan_apply_status_as_in_the_readme(examples: Path) -> None:
+    spec = examples / "configs/quickstart.yaml"
+    plan = run_cli("plan", spec, cwd=examples)
+    assert plan.code == 0 and "download 21 files" in plan.stdout
+    assert run_cli("apply", spec, cwd=examples).code == 0
+    status = run_cli("status", spec, cwd=examples)
+    assert "in sync 21" in status.stdout
+    again = run_cli("apply", spec, cwd=examples)
+    assert "nothing to do" in again.stdout
+    out = examples / "data/out/quickstart_floods"
+    source = examples / "data/quickstart/assets"
+    for name in (
+        "floods_source/floods_source_0/B02.tif",
+        "floods_labels/floods_labels_3/labels.geojson",
+    ):
+        assert (
+            hashlib.md5((out / name).read_bytes()).digest()
+            == hashlib.md5((source / name).read_bytes()).digest()
+        )
+    assert (out / "_common/documentation.md").is_file()
+
+
+def test_the_committed_team_lock_matches_its_spec(examples: Path) -> None:
+    result = run_cli("apply", examples / "configs/team.yaml", "--locked", cwd=examples)
+    assert result.code == 0, result.stderr
+    assert "15 downloaded" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["filters.yaml", "stac.yaml"])
+def test_offline_examples_apply(examples: Path, name: str) -> None:
+    result = run_cli("apply", examples / "configs" / name, cwd=examples)
+    assert result.code == 0, result.stderr
