@@ -307,9 +307,10 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 class Indexer:
     """Writes items, collection assets and rejected assets into the db in batches."""
 
-    def __init__(self, db: StateDB, *, allow_file_hrefs: bool):
+    def __init__(self, db: StateDB, *, allow_file_hrefs: bool, local_root: Path | None = None):
         self.db = db
         self.allow_file = allow_file_hrefs
+        self.local_root = local_root
         self.items = 0
         self.assets = 0
         self.rejected = 0
@@ -328,7 +329,7 @@ class Indexer:
             if _SURROGATE_ESCAPE.search(doc.data):
                 # JSON may escape a lone surrogate, which no text column (or file name) can hold.
                 json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-        except (json.JSONDecodeError, UnicodeError) as exc:
+        except (json.JSONDecodeError, UnicodeError, RecursionError) as exc:
             self.invalid_documents += 1
             log.warning("skipping %s: invalid JSON (%s)", doc.name, exc)
             return
@@ -345,7 +346,11 @@ class Indexer:
     def _add_item(self, doc: Document, parsed: dict[str, Any]) -> None:
         try:
             record, rejected = parse_item(
-                parsed, doc.url, fallback_collection_id(doc.name), allow_file=self.allow_file
+                parsed,
+                doc.url,
+                fallback_collection_id(doc.name),
+                allow_file=self._allow_file(doc),
+                local_root=self.local_root,
             )
         except ValueError as exc:
             self.invalid_documents += 1
@@ -379,11 +384,20 @@ class Indexer:
             self.invalid_documents += 1
             log.warning("skipping %s: the collection has no id", doc.name)
             return
-        for facts in asset_facts(parsed.get("assets"), doc.url, allow_file=self.allow_file):
+        for facts in asset_facts(
+            parsed.get("assets"),
+            doc.url,
+            allow_file=self._allow_file(doc),
+            local_root=self.local_root,
+        ):
             if isinstance(facts, AssetFacts):
                 self._queue_asset(None, collection_id, None, facts)
             else:
                 self._queue_rejected(collection_id, None, facts.key, facts.href, facts.reason)
+
+    def _allow_file(self, doc: Document) -> bool:
+        # Decided per document: a remote document linked from a local catalog gets no file:.
+        return self.allow_file and doc.url.startswith("file:")
 
     def _queue_asset(
         self, item_pk: int | None, collection_id: str, item_id: str | None, asset: AssetFacts

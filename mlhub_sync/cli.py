@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__
+from .credentials import resolve_api_key
 from .engine import (
     ApplyOutcome,
     DatasetPlan,
@@ -204,8 +205,11 @@ def _selected(loaded: LoadedSpec, ids: Sequence[str]) -> list[DatasetConfig]:
 def _secrets_of(loaded: LoadedSpec, environ: Mapping[str, str], secrets: SecretFilter) -> None:
     secrets.add(environ.get("MLHUB_API_KEY"))
     for ds in loaded.datasets:
-        if isinstance(ds.source, MlhubSource) and ds.source.api_key is not None:
-            secrets.add(ds.source.api_key.get_secret_value())
+        if isinstance(ds.source, MlhubSource):
+            # the key may come from a profile file: it must be scrubbed too (an unusable
+            # profile is reported when the dataset runs)
+            with contextlib.suppress(MlhubSyncError):
+                secrets.add(resolve_api_key(ds.source, environ))
 
 
 def _print_json(data: Any) -> None:

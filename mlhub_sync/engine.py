@@ -299,6 +299,11 @@ class DatasetRun:
         if (cfg.prune if prune is None else prune) and planned.plan.not_desired:
             if stats.failed or stats.fatal or stats.interrupted:
                 outcome.prune_refused = "not pruning after a run with errors"
+            elif planned.catalog.invalid_documents:
+                outcome.prune_refused = (
+                    f"not pruning: {planned.catalog.invalid_documents} catalog documents could "
+                    "not be read, so the selection may be incomplete"
+                )
             else:
                 try:
                     outcome.pruned = self._prune(cfg.max_delete, force)

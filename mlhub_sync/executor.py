@@ -207,8 +207,8 @@ class Executor:
                 break
             except queue.Full:
                 ended += self._drain(block=False)
-                if self.stop.is_set() and job is not None:
-                    break
+                if self.stop.is_set():
+                    break  # stopped workers end on their own: no job or end marker needed
         return ended + self._drain(block=False)
 
     def _drain(self, block: bool) -> int:

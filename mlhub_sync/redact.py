@@ -9,6 +9,7 @@ from every record as a second line of defence.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
@@ -62,8 +63,20 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
+_SECRET_IN_TEXT = re.compile(
+    r"([?&;](?:" + "|".join(re.escape(p) for p in sorted(SECRET_QUERY_PARAMS)) + r")=)[^&\s\"'<>]+",
+    re.IGNORECASE,
+)
+
+
+def redact_text(text: str) -> str:
+    """Mask secret query parameters in any URL inside free text (log lines, exceptions)."""
+    return _SECRET_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every occurrence of each non-trivial secret value in ``text``."""
+    """Mask secret query parameters by shape, then every known secret value."""
+    text = redact_text(text)
     for secret in secrets:
         if len(secret) >= 4 and secret in text:
             text = text.replace(secret, MASK)
@@ -92,13 +105,12 @@ class SecretFilter(logging.Filter):
             self._secrets = (*self._secrets, secret)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self._secrets:
-            message = scrub(record.getMessage(), self._secrets)
-            record.msg = message
-            record.args = None
-            if record.exc_info and record.exc_info[1] is not None:
-                record.exc_text = scrub(
-                    logging.Formatter().formatException(record.exc_info), self._secrets
-                )
-                record.exc_info = None
+        # By shape always (urllib3 logs request lines with their query), by value when known.
+        record.msg = scrub(record.getMessage(), self._secrets)
+        record.args = None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = scrub(
+                logging.Formatter().formatException(record.exc_info), self._secrets
+            )
+            record.exc_info = None
         return True

@@ -32,6 +32,7 @@ from .sources import FetchedArchive
 from .sources.archive import archive_path, copy_local, fetch_remote, folder_url
 from .sources.mlhub import fetch_archive
 from .sources.stac import crawl
+from .sources.stac import local_root as stac_local_root
 from .spec import ArchiveSource, DatasetConfig, MlhubSource, StacSource
 from .state import StateDB
 
@@ -89,12 +90,15 @@ def refresh_catalog(
     dataset_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(config.source, StacSource):
         source = config.source
+        invalid: list[str] = []
         return _reindex(
             config,
             db,
-            lambda staging: crawl(source, staging, http, reporter),
+            lambda staging: crawl(source, staging, http, reporter, invalid),
             allow_file_hrefs=source.path is not None,
+            local_root=stac_local_root(source),
             meta={"indexed_digest": None},
+            crawl_invalid=invalid,
         )
     fetched = fetch(config, db, http, environ, reporter)
     root_catalog = db.get_meta("root_catalog")
@@ -108,7 +112,13 @@ def refresh_catalog(
             os.replace(fetched.path, archive_path(dataset_dir, config.id))
             with db.transaction():
                 db.set_meta(fetched.meta)
-        return CatalogStatus(False, db.count("items"), db.count("assets"), db.count("rejected"))
+        return CatalogStatus(
+            False,
+            db.count("items"),
+            db.count("assets"),
+            db.count("rejected"),
+            int(db.get_meta("invalid_documents") or 0),
+        )
     log.info("%s: indexing catalog %s", config.id, fetched.path.name)
     try:
         return _reindex(
@@ -118,6 +128,7 @@ def refresh_catalog(
                 fetched.path, staging, fetched.base_url, limits, reporter
             ),
             allow_file_hrefs=fetched.allow_file_hrefs,
+            local_root=fetched.local_root,
             meta={**fetched.meta, "indexed_digest": fetched.sha256},
             install_archive=fetched.path if fetched.pending else None,
         )
@@ -134,7 +145,9 @@ def _reindex(
     *,
     allow_file_hrefs: bool,
     meta: dict[str, str | None],
+    local_root: Path | None = None,
     install_archive: Path | None = None,
+    crawl_invalid: list[str] | None = None,
 ) -> CatalogStatus:
     dataset_dir = config.dataset_dir
     staging = staging_dir(dataset_dir)
@@ -142,10 +155,11 @@ def _reindex(
     try:
         with db.transaction():
             db.clear_index()
-            indexer = Indexer(db, allow_file_hrefs=allow_file_hrefs)
+            indexer = Indexer(db, allow_file_hrefs=allow_file_hrefs, local_root=local_root)
             for doc in documents(staging):
                 indexer.add(doc)
             indexer.flush()
+            indexer.invalid_documents += len(crawl_invalid or ())
             root = catalog_root(staging)
             has_root_catalog = (root / "catalog.json").exists()
             try:
@@ -157,7 +171,13 @@ def _reindex(
                     f"cannot install the unpacked catalog: {exc.strerror or exc}",
                     subject=str(dataset_dir),
                 ) from exc
-            db.set_meta({**meta, "root_catalog": "catalog.json" if has_root_catalog else None})
+            db.set_meta(
+                {
+                    **meta,
+                    "root_catalog": "catalog.json" if has_root_catalog else None,
+                    "invalid_documents": str(indexer.invalid_documents),
+                }
+            )
     finally:
         remove_tree(staging)
     log.info(

@@ -13,12 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urljoin, urlsplit
+from urllib.request import url2pathname
 
 import shapely
 from dateutil import parser as dateparser
@@ -178,10 +181,26 @@ def _is_finite(value: Any) -> bool:
         return False
 
 
+def check_local_href(url: str, local_root: Path | None) -> None:
+    """Refuse a ``file:`` URL outside ``local_root`` (symlinks resolved); others pass."""
+    if local_root is None or not url.startswith("file:"):
+        return
+    target = os.path.realpath(url2pathname(urlsplit(url).path))
+    root = os.path.realpath(local_root)
+    if os.path.commonpath([target, root]) != root:
+        raise ValueError(
+            f"a local href outside the catalog's folder {root} is refused "
+            "(a catalog must not make us copy arbitrary local files)"
+        )
+
+
 def asset_facts(
-    assets: Any, base_url: str, *, allow_file: bool
+    assets: Any, base_url: str, *, allow_file: bool, local_root: Path | None = None
 ) -> Iterator[AssetFacts | RejectedAsset]:
-    """The assets of an item or collection, normalised; rejected ones say why."""
+    """The assets of an item or collection, normalised; rejected ones say why.
+
+    ``file:`` hrefs need ``allow_file`` and, with ``local_root``, must stay inside it.
+    """
     if not isinstance(assets, Mapping):
         return
     for key, asset in assets.items():
@@ -190,6 +209,7 @@ def asset_facts(
             continue
         try:
             href = normalize_href(asset["href"], base_url, allow_file=allow_file)
+            check_local_href(href, local_root)
         except ValueError as exc:
             yield RejectedAsset(str(key), str(asset["href"])[:200], str(exc))
             continue
@@ -210,7 +230,12 @@ def asset_facts(
 
 
 def parse_item(
-    doc: Mapping[str, Any], base_url: str, fallback_collection: str, *, allow_file: bool
+    doc: Mapping[str, Any],
+    base_url: str,
+    fallback_collection: str,
+    *,
+    allow_file: bool,
+    local_root: Path | None = None,
 ) -> tuple[ItemRecord, list[RejectedAsset]]:
     """An item's record (``ValueError`` when it has no usable id)."""
     item_id = doc.get("id")
@@ -228,7 +253,9 @@ def parse_item(
     start, end = item_time(properties if isinstance(properties, Mapping) else {})
     accepted: list[AssetFacts] = []
     rejected: list[RejectedAsset] = []
-    for facts in asset_facts(doc.get("assets"), base_url, allow_file=allow_file):
+    for facts in asset_facts(
+        doc.get("assets"), base_url, allow_file=allow_file, local_root=local_root
+    ):
         (accepted if isinstance(facts, AssetFacts) else rejected).append(facts)  # type: ignore[arg-type]
     record = ItemRecord(
         collection_id=collection_id,

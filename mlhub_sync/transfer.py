@@ -39,7 +39,7 @@ import urllib3
 from .checksum import Multihash, ServerMd5, parse_multihash, server_md5
 from .errors import FatalLocalError, TransferError
 from .http import USER_AGENT
-from .redact import redact_url
+from .redact import redact_text, redact_url
 from .retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 log = logging.getLogger(__name__)
@@ -679,7 +679,7 @@ def _network_error(exc: BaseException, url: str) -> TransferError:
         exc, urllib3.exceptions.LocationValueError
     ):
         return TransferError(
-            f"unusable URL or redirect: {reason}",
+            f"unusable URL or redirect: {redact_text(str(reason))}",
             subject=redact_url(url),
             retryable=False,
             error_class="bad-url",
@@ -689,7 +689,7 @@ def _network_error(exc: BaseException, url: str) -> TransferError:
         reason, urllib3.exceptions.NewConnectionError
     )
     kind = "timeout" if timed_out else "connection"
-    text = redact_url(str(reason))
+    text = redact_text(str(reason))
     return TransferError(
         f"{kind} error: {text}", subject=redact_url(url), retryable=True, error_class=kind
     )

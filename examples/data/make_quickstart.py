@@ -8,7 +8,9 @@ Writes ``examples/data/quickstart/``:
   asset hrefs are *relative* (``../../../assets/...``). mlhub-sync resolves a relative href in
   an archive as if the archive were unpacked beside itself, so they point into ``assets/``;
 - ``assets/``: the files (tiny valid GeoTIFF-style TIFFs, GeoJSON labels, a shared README);
-- ``stac/``: the same catalog unpacked, for the ``stac`` source example.
+- ``catalog.json`` and the collection folders: the same catalog unpacked (hrefs into
+  ``assets/``), for the ``stac`` source example. Local hrefs must stay inside the catalog's
+  own folder, which they do.
 
 Every asset carries ``file:size`` and an MD5 ``file:checksum``, so each download is verified.
 """
@@ -128,10 +130,10 @@ def main() -> None:
         "links": [{"rel": "child", "href": f"./{c}/collection.json"} for c in collections],
     })
     write_archive(HERE / f"{DATASET}.tar.gz", b.members)
-    for rel, data in b.members:  # the same catalog unpacked: hrefs resolve to assets/ too
-        target = HERE / "stac" / rel
+    for rel, data in b.members:  # the same catalog unpacked here, for the stac source example
+        target = HERE / rel  # (one folder less deep than inside the archive's top folder)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+        target.write_bytes(data.replace(b'"../../../assets/', b'"../../assets/'))
 
 
 def write_archive(path: Path, members: list[tuple[str, bytes]]) -> None:

@@ -26,6 +26,7 @@ class FetchedArchive:
     base_url: str
     allow_file_hrefs: bool
     meta: dict[str, str | None] = field(default_factory=dict)
+    local_root: Path | None = None  # local file: hrefs must stay inside this folder
 
     @property
     def pending(self) -> bool:

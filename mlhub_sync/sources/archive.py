@@ -98,7 +98,14 @@ def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
         and db.get_meta("archive_source") == str(source)
         and db.get_meta("archive_signature") == signature
     ):
-        return FetchedArchive(kept, db.get_meta("archive_sha256") or "", False, base, True)
+        return FetchedArchive(
+            kept,
+            db.get_meta("archive_sha256") or "",
+            False,
+            base,
+            True,
+            local_root=source.parent.resolve(),
+        )
     kept.parent.mkdir(parents=True, exist_ok=True)
     target = kept if same_file else kept.with_name(kept.name + ".part")
     digest = hashlib.sha256()
@@ -128,4 +135,6 @@ def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
         "archive_last_modified": None,
     }
     changed = sha256 != db.get_meta("archive_sha256")
-    return FetchedArchive(target, sha256, changed, base, True, meta)
+    return FetchedArchive(
+        target, sha256, changed, base, True, meta, local_root=source.parent.resolve()
+    )

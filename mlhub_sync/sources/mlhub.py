@@ -43,6 +43,8 @@ def fetch_archive(
     """Fetch the dataset's catalog archive from the API (conditionally)."""
     root = resolve_root_url(source, environ)
     key = resolve_api_key(source, environ)
+    if key and key not in http.secrets:  # e.g. read from a profile: scrub it from messages
+        http.secrets = (*http.secrets, key)
     return fetch_remote(
         http,
         catalog_url(root, dataset_id),

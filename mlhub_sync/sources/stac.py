@@ -25,7 +25,7 @@ from ..layout import safe_component
 from ..progress import NULL_REPORTER, Reporter
 from ..redact import redact_url
 from ..spec import StacSource
-from ..stacdoc import document_kind, normalize_href
+from ..stacdoc import check_local_href, document_kind, normalize_href
 
 log = logging.getLogger(__name__)
 
@@ -55,26 +55,42 @@ def _read(url: str, http: Http) -> bytes:
         return response.content[: MAX_DOCUMENT_BYTES + 1]
 
 
+def local_root(source: StacSource) -> Path | None:
+    """The folder a local catalog's ``file:`` links and hrefs must stay inside."""
+    return Path(source.path).resolve().parent if source.path is not None else None
+
+
 def crawl(
-    source: StacSource, staging: Path, http: Http, reporter: Reporter = NULL_REPORTER
+    source: StacSource,
+    staging: Path,
+    http: Http,
+    reporter: Reporter = NULL_REPORTER,
+    invalid: list[str] | None = None,
 ) -> Iterator[Document]:
-    """Fetch every document reachable from the root, staging and yielding each once."""
+    """Fetch every document reachable from the root, staging and yielding each once.
+
+    A linked document that cannot be fetched fails the crawl (a transient outage must not
+    shrink the index, or prune would delete good files); one that is not valid JSON is skipped
+    and noted in ``invalid``.
+    """
     start = root_url(source)
-    allow_file = source.path is not None
+    root = local_root(source)
     queue: deque[tuple[str, str | None]] = deque([(start, None)])
     seen = {start}
     with reporter.stage("crawl STAC catalog", unit="docs") as stage:
         while queue:
             url, parent_collection = queue.popleft()
+            data = _read(url, http)
             try:
-                data = _read(url, http)
                 doc = json.loads(data)
-            except (CatalogError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
                 if url == start:
                     raise CatalogError(
                         f"cannot read the root catalog: {exc}", subject=redact_url(url)
                     ) from exc
-                log.warning("skipping %s: %s", redact_url(url), exc)
+                log.warning("skipping %s: invalid JSON (%s)", redact_url(url), exc)
+                if invalid is not None:
+                    invalid.append(redact_url(url))
                 continue
             if not isinstance(doc, dict):
                 continue
@@ -89,7 +105,11 @@ def crawl(
                 if not isinstance(href, str):
                     continue
                 try:
-                    target = normalize_href(href, url, allow_file=allow_file)
+                    # file: links only from local documents, and only inside the root folder
+                    target = normalize_href(
+                        href, url, allow_file=url.startswith("file:") and root is not None
+                    )
+                    check_local_href(target, root)
                 except ValueError as exc:
                     log.warning("%s: ignoring link %r: %s", redact_url(url), href[:200], exc)
                     continue
