@@ -497,6 +497,9 @@ def install(root: Path, dataset_dir: Path, protected: Callable[[str], bool]) -> 
         target_folder = dataset_dir if rel_folder == "." else dataset_dir / rel_folder
         for name in list(dirs):
             target = target_folder / name
+            rel = name if rel_folder == "." else f"{rel_folder}/{name}"
+            if os.path.lexists(target) and not target.is_dir() and not protected(rel):
+                target.unlink()  # the catalog turned a file into a folder
             if not os.path.lexists(target):  # nothing of ours below it: move it whole
                 os.rename(os.path.join(folder, name), target)
                 dirs.remove(name)
@@ -507,6 +510,13 @@ def install(root: Path, dataset_dir: Path, protected: Callable[[str], bool]) -> 
             rel = name if rel_folder == "." else f"{rel_folder}/{name}"
             if protected(rel):
                 continue
+            if (target_folder / name).is_dir() and not (target_folder / name).is_symlink():
+                raise CatalogError(
+                    f"the new catalog has a file {rel!r} where a folder is on disk",
+                    subject=str(target_folder / name),
+                    hint="move that folder away (it may hold assets of the old catalog), "
+                    "then run again",
+                )
             os.replace(os.path.join(folder, name), target_folder / name)
             moved += 1
     return moved

@@ -61,23 +61,38 @@ EXIT_INTERNAL = 70  # EX_SOFTWARE
 
 
 def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more detail: -v for INFO, -vv for DEBUG"
-    )
-    common.add_argument(
-        "-q", "--quiet", action="store_true", help="only errors (no progress, no plan summary)"
-    )
+    def options(defaults: bool) -> argparse.ArgumentParser:
+        # The options are accepted before and after the command; after it, they must not reset
+        # what was given before it (argparse copies a subcommand's defaults over the top level).
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            help="more detail: -v for INFO, -vv for DEBUG",
+            default=0 if defaults else argparse.SUPPRESS,
+        )
+        common.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="only errors (no progress, no summary)",
+            default=False if defaults else argparse.SUPPRESS,
+        )
+        return common
+
     parser = argparse.ArgumentParser(
         prog="mlhub-sync",
         description="Declarative sync of STAC / Radiant MLHub datasets to disk.",
-        parents=[common],
+        parents=[options(defaults=True)],
     )
     parser.add_argument("--version", action="version", version=f"mlhub-sync {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help_text, description=help_text, parents=[common])
+        return commands.add_parser(
+            name, help=help_text, description=help_text, parents=[options(defaults=False)]
+        )
 
     def spec_args(sub: argparse.ArgumentParser, json_help: str | None = None) -> None:
         sub.add_argument("spec", metavar="SPEC", help="the spec file (YAML)")
@@ -344,7 +359,12 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
         if not ctx.args.quiet and not ctx.args.json:
             print(plan_line(outcome.planned) if outcome.planned.pending else "", end="")
             print(("\n" if outcome.planned.pending else "") + apply_line(outcome), flush=True)
-        if outcome.failed or outcome.stats.fatal or outcome.stats.interrupted:
+        if (
+            outcome.failed
+            or outcome.stats.fatal
+            or outcome.stats.interrupted
+            or outcome.prune_refused
+        ):
             worst = max(worst, EXIT_FAILURES)
         if outcome.stats.fatal is not None:
             _error(f"{config.label}: {outcome.stats.fatal}")

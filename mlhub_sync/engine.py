@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from .report import ErrorReport
 from .resolve import CatalogStatus, refresh_catalog
 from .select import SelectionSummary, select_assets
 from .spec import DatasetConfig
-from .state import DatasetLock, StateDB
+from .state import DB_NAME, DatasetLock, NotSyncedError, StateDB, state_error
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,8 @@ class DatasetPlan:
 
     @property
     def pending(self) -> int:
-        """Paths with work to do."""
-        return self.plan.pending
+        """Paths with work to do (with prune on, deletions count too)."""
+        return self.plan.pending + (self.plan.not_desired if self.config.prune else 0)
 
 
 @dataclass
@@ -91,6 +92,9 @@ class DatasetRun:
         self.environ = environ
         self.reporter = reporter
         self._lock = DatasetLock(config.dataset_dir)
+        self._asset_lock = (
+            DatasetLock(config.asset_dir) if config.asset_dir != config.dataset_dir else None
+        )
         self._db: StateDB | None = None
 
     @property
@@ -102,9 +106,11 @@ class DatasetRun:
     def __enter__(self) -> DatasetRun:
         self._lock.acquire()
         try:
+            if self._asset_lock is not None:  # a shared asset store needs its own lock
+                self._asset_lock.acquire()
             self._db = StateDB.open(self.config.dataset_dir)
         except BaseException:
-            self._lock.release()
+            self._release()
             raise
         return self
 
@@ -116,7 +122,14 @@ class DatasetRun:
                 self._db.close()
         finally:
             self._db = None
-            self._lock.release()
+            self._release()
+        if isinstance(exc, sqlite3.Error):  # one boundary for SQLite trouble mid-run
+            raise state_error(exc, self.config.dataset_dir / DB_NAME) from exc
+
+    def _release(self) -> None:
+        if self._asset_lock is not None:
+            self._asset_lock.release()
+        self._lock.release()
 
     def select(self) -> DatasetPlan:
         """Resolve the catalog and select assets (``temp.selection``), without deciding."""
@@ -321,16 +334,19 @@ class DatasetRun:
             )
         base = self.config.asset_dir
         deleted = 0
+        last = ""
         while True:
             paths = [
                 row[0]
                 for row in self.db.execute(
-                    "SELECT path FROM files WHERE path NOT IN (SELECT path FROM temp.selection) "
-                    "LIMIT 1000"
+                    "SELECT path FROM files WHERE path > ? AND path NOT IN "
+                    "(SELECT path FROM temp.selection) ORDER BY path LIMIT 1000",
+                    (last,),
                 )
             ]
             if not paths:
                 return deleted
+            last = paths[-1]
             for path in paths:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(base / path)
@@ -373,7 +389,7 @@ def dataset_status(config: DatasetConfig) -> DatasetStatus:
     """What is on disk vs desired, with no network and no lock (reads only)."""
     try:
         db = StateDB.open(config.dataset_dir, create=False)
-    except MlhubSyncError:
+    except NotSyncedError:
         return DatasetStatus(DatasetPlan(config, CatalogStatus(False, 0, 0, 0)), synced=False)
     with db:
         catalog = CatalogStatus(False, db.count("items"), db.count("assets"), db.count("rejected"))
@@ -417,6 +433,7 @@ def verify_dataset(config: DatasetConfig, *, deep: bool) -> VerifyResult:
     """
     result = VerifyResult(config)
     base = str(config.asset_dir) + "/"
+    StateDB.open(config.dataset_dir, create=False).close()  # not synced: say so, create nothing
     with DatasetLock(config.dataset_dir), StateDB.open(config.dataset_dir, create=False) as db:
         last = ""
         while True:
@@ -489,9 +506,13 @@ def _check_file(
         result.unverifiable += 1
         return None
     digest = hashlib.md5()
-    with open(full, "rb") as source:
-        while block := source.read(1 << 20):
-            digest.update(block)
+    try:
+        with open(full, "rb") as source:
+            while block := source.read(1 << 20):
+                digest.update(block)
+    except OSError as exc:
+        result.changed += 1
+        return f"cannot read it: {exc.strerror or exc}"
     if digest.hexdigest() != md5:
         result.corrupt += 1
         corrupt.append((path,))

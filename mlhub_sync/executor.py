@@ -196,6 +196,8 @@ class Executor:
                 self._drain(block=False)
                 self._flush()
         self.stats.seconds = time.monotonic() - started
+        if self.stop.is_set() and self.stats.fatal is None:
+            self.stats.interrupted = True  # stopped from outside (a signal, watch shutting down)
         return self.stats
 
     def _put(self, job: Job | None) -> int:
@@ -300,6 +302,7 @@ class Executor:
 
     def _process(self, job: Job, transferer: Transferer) -> None:
         primary: tuple[Path, FileRecord] | None = None
+        failure: TransferError | None = None  # the href already failed in this job
         for step in job.steps:
             if self.stop.is_set():
                 raise Cancelled()
@@ -315,7 +318,11 @@ class Executor:
                         self._events.put(_Done(step, record, "adopted", 0))
                         primary = primary or (dest, record)
                         continue
+                if failure is not None:  # the same href would fail the same way: say so now
+                    self._events.put(_Failed(step, failure, 0))
+                    continue
                 if primary is not None:
+                    transferer.ensure_dir(dest.parent)
                     copy_or_link(primary[0], dest)
                     record = _record_for(step, dest, primary[1])
                     self._events.put(_Done(step, record, "linked", 0))
@@ -332,6 +339,8 @@ class Executor:
                 primary = (dest, record)
             except TransferError as exc:
                 self._events.put(_Failed(step, exc, max(1, transferer.attempts)))
+                if exc.error_class != "local-write":
+                    failure = exc
 
     def _download(
         self, step: Step, dest: Path, transferer: Transferer
@@ -343,7 +352,7 @@ class Executor:
             size=d.size,
             checksum=d.checksum,
             checksum_mode=self.settings.checksum_mode,
-            resume_validator=step.partial_validator if step.action is Action.RESUME else None,
+            resume_validator=step.partial_validator,  # a replacement resumes its .part too
         )
         result = transferer.fetch(request)
         record = FileRecord(
@@ -384,7 +393,11 @@ class Executor:
             return _adopted(step, stat, md5, "md5") if md5 == step.record_md5 else None
         if d.href.startswith("file:"):
             return None  # a local source is cheaper to copy than to reason about
-        size, server = transferer.head(d.href)
+        try:
+            size, server = transferer.head(d.href)
+        except TransferError as exc:  # e.g. presigned GET-only URLs answer 403 to HEAD
+            log.info("%s: no evidence from HEAD (%s); downloading it", d.path, exc.message)
+            return None
         if size is None or size != stat.st_size:
             return None
         if server is not None and mode != "off":
@@ -422,7 +435,7 @@ def _record_for(step: Step, dest: Path, primary: FileRecord) -> FileRecord:
         stat.st_size,
         stat.st_mtime_ns,
         primary.md5,
-        d.checksum,
+        primary.checksum,  # what the bytes were verified against, not what this entry claims
         primary.validator,
         primary.verified_by,
     )

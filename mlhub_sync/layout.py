@@ -176,5 +176,17 @@ def asset_relpath(
     if (collection_id, asset_key) in common.per_collection:
         return f"{COMMON_DIR}/{collection}/{filename}"
     if item_id is None:
-        return f"{collection}/{filename}"
-    return f"{collection}/{safe_component(item_id)}/{filename}"
+        return f"{collection}/{_not_catalog(filename, 'collection.json')}"
+    item = safe_component(item_id)
+    return f"{collection}/{item}/{_not_catalog(filename, item + '.json')}"
+
+
+def _not_catalog(filename: str, reserved: str) -> str:
+    """Keep an asset off the catalog's own file beside it (``{item}.json``, ``collection.json``).
+
+    Compared case-insensitively, as on macOS and Windows file systems.
+    """
+    if filename.lower() != reserved.lower():
+        return filename
+    stem, dot, ext = filename.rpartition(".")
+    return f"{stem}.asset{dot}{ext}"

@@ -113,6 +113,17 @@ def checksum_agrees(desired: str | None, record: FileRecord) -> bool:
     return claim.name == "md5" and record.md5 == claim.digest
 
 
+def _same_algorithm(claim: str | None, recorded: str | None) -> bool:
+    try:
+        return (
+            claim is not None
+            and recorded is not None
+            and parse_multihash(claim).code == parse_multihash(recorded).code
+        )
+    except ValueError:
+        return False
+
+
 def decide(
     desired: Desired,
     record: FileRecord | None,
@@ -146,7 +157,11 @@ def decide(
     if href_identity(record.href) != href_identity(desired.href):
         return Action.REPLACE, Reason.UPSTREAM_CHANGED
     if not checksum_agrees(desired.checksum, record):
-        return Action.REPLACE, Reason.UPSTREAM_CHANGED
+        # A new claim in the same algorithm as before means new content; a claim we could
+        # not compare (none before, or another algorithm) is checked by hashing the file.
+        if _same_algorithm(desired.checksum, record.checksum):
+            return Action.REPLACE, Reason.UPSTREAM_CHANGED
+        return Action.VERIFY, Reason.UPSTREAM_CHANGED
     if desired.size is not None and desired.size != record.size:
         return Action.REPLACE, Reason.UPSTREAM_CHANGED
     if disk.size != record.size:
@@ -260,7 +275,9 @@ def build_plan(db: StateDB, asset_dir: str, mode: str = "resume") -> PlanSummary
                     action.value,
                     reason.value,
                     record.md5 if record else None,
-                    partial.validator if partial else None,
+                    partial.validator
+                    if partial and href_identity(partial.href) == href_identity(desired.href)
+                    else None,
                     part_size,
                 )
             )

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from .errors import MlhubSyncError, TransferError
+from .errors import FatalLocalError, MlhubSyncError, TransferError
 from .redact import redact_url, scrub
 
 REPORT_NAME = "mlhub_errors.csv"
@@ -45,7 +45,14 @@ class ErrorReport:
     ) -> None:
         """Record one failed asset."""
         if self._writer is None:
-            self._file = self._tmp.open("w", newline="", encoding="utf-8")
+            try:
+                self._file = self._tmp.open("w", newline="", encoding="utf-8")
+            except OSError as exc:
+                raise FatalLocalError(
+                    f"cannot write the error report: {exc.strerror or exc}",
+                    subject=str(self._tmp),
+                    hint="free disk space or make the dataset folder writable",
+                ) from exc
             self._writer = csv.DictWriter(self._file, fieldnames=HEADER)
             self._writer.writeheader()
         kind = error.error_class if isinstance(error, TransferError) else type(error).__name__

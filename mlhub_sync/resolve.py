@@ -170,6 +170,8 @@ def _reindex(
                 raise FatalLocalError(
                     f"cannot install the unpacked catalog: {exc.strerror or exc}",
                     subject=str(dataset_dir),
+                    hint="free disk space or fix the folder's permissions; the previous "
+                    "index is kept and the next run installs the catalog again",
                 ) from exc
             db.set_meta(
                 {

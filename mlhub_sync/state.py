@@ -153,17 +153,17 @@ class StateDB:
                     subject=str(dataset_dir),
                 ) from exc
         if not create and not path.exists():
-            raise StateError(
+            raise NotSyncedError(
                 "no state db: this dataset has not been synced here yet",
                 subject=str(path),
                 hint="run `mlhub-sync apply` (or `plan`) first",
             )
         try:
-            return cls._connect(path)
+            return cls._connect(path, writable=create)
         except sqlite3.DatabaseError as exc:
             corrupt = any(word in str(exc) for word in ("not a database", "malformed"))
             if not create or not corrupt:
-                raise _state_error(exc, path) from exc
+                raise state_error(exc, path) from exc
             aside = path.with_name(f"{DB_NAME}.corrupt-{int(time.time())}")
             log.warning(
                 "state db %s is unreadable (%s); moved it to %s and starting a new one",
@@ -175,12 +175,13 @@ class StateDB:
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(f"{path}{suffix}", f"{aside}{suffix}")
             try:
-                return cls._connect(path)
+                return cls._connect(path, writable=True)
             except sqlite3.DatabaseError as again:
-                raise _state_error(again, path) from again
+                raise state_error(again, path) from again
 
     @classmethod
-    def _connect(cls, path: Path) -> StateDB:
+    def _connect(cls, path: Path, *, writable: bool) -> StateDB:
+        """Connect; a writable connection also sets the db up (WAL, schema)."""
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -191,9 +192,17 @@ class StateDB:
                     subject=str(path),
                     hint="upgrade mlhub-sync, or delete the db (it is safe: it will be rebuilt)",
                 )
+            conn.execute("PRAGMA temp_store=FILE")
+            if not writable:  # status and verify only read: no setup, no schema
+                if version < SCHEMA_VERSION:
+                    raise NotSyncedError(
+                        "the state db is empty: this dataset has not been synced here yet",
+                        subject=str(path),
+                        hint="run `mlhub-sync apply` first",
+                    )
+                return cls(conn, path)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA temp_store=FILE")
             conn.execute("PRAGMA foreign_keys=OFF")
             if version < SCHEMA_VERSION:
                 conn.executescript(_SCHEMA)
@@ -224,21 +233,21 @@ class StateDB:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.DatabaseError as exc:
-            raise _state_error(exc, self.path) from exc
+            raise state_error(exc, self.path) from exc
         try:
             yield self.conn
         except BaseException as exc:
             with contextlib.suppress(sqlite3.DatabaseError):
                 self.conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.DatabaseError):
-                raise _state_error(exc, self.path) from exc
+                raise state_error(exc, self.path) from exc
             raise
         try:
             self.conn.execute("COMMIT")
         except sqlite3.DatabaseError as exc:
             with contextlib.suppress(sqlite3.DatabaseError):
                 self.conn.execute("ROLLBACK")
-            raise _state_error(exc, self.path) from exc
+            raise state_error(exc, self.path) from exc
 
     # -- meta -----------------------------------------------------------------------------------
 
@@ -335,7 +344,7 @@ class StateDB:
         return self.conn.execute(sql, params)
 
 
-def _state_error(exc: sqlite3.DatabaseError, path: Path) -> StateError | FatalLocalError:
+def state_error(exc: sqlite3.Error, path: Path) -> StateError | FatalLocalError:
     text = str(exc)
     if "full" in text or "readonly" in text or "disk I/O" in text:
         return FatalLocalError(
@@ -356,6 +365,10 @@ def _state_error(exc: sqlite3.DatabaseError, path: Path) -> StateError | FatalLo
     )
 
 
+class NotSyncedError(StateError):
+    """There is no state db yet (``status`` says so instead of failing)."""
+
+
 class DatasetLock:
     """An exclusive ``flock`` on ``{dataset_dir}/.mlhub-sync.lock`` for one run.
 
@@ -369,8 +382,15 @@ class DatasetLock:
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`StateLockedError` naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StateError(
+                f"cannot create the lock file: {exc.strerror or exc}",
+                subject=str(self.path),
+                hint="check that output_dir is a folder you can write to",
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -147,7 +147,7 @@ class Transferer:
         """Download ``req.url`` to ``req.dest`` (resuming a ``.part``), verified."""
         claim = self._claim(req)
         self.attempts = 0
-        self._ensure_dir(req.dest.parent)
+        self.ensure_dir(req.dest.parent)
         if urlsplit(req.url).scheme == "file":
             return self._copy_local(req, claim)
         return self._download(req, claim)
@@ -202,7 +202,8 @@ class Transferer:
             log.warning("%s: %s; verifying without it", req.dest.name, exc)
             return None
 
-    def _ensure_dir(self, folder: Path) -> None:
+    def ensure_dir(self, folder: Path) -> None:
+        """Create ``folder`` once per worker (a cache spares a mkdir per file)."""
         key = str(folder)
         if key in self._dirs:
             return
@@ -387,6 +388,10 @@ class Transferer:
             self.on_started(req, new_validator, total)
         hashes = _Hashes(claim, req.checksum_mode != "off")
         received = 0
+        if not offset:
+            # A fresh inode: a .part left by an interrupted hard link shares its inode with a
+            # good file elsewhere, which truncating in place would destroy.
+            _discard(part)
         try:
             fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
         except OSError as exc:
@@ -709,12 +714,9 @@ def _local_error(exc: OSError, where: Path) -> Exception:
 
 
 def copy_or_link(source: Path, dest: Path) -> None:
-    """Place ``source``'s bytes at ``dest``: a hard link when possible, else a copy."""
+    """Place ``source``'s bytes at ``dest`` (whose folder exists): a hard link when possible,
+    else a copy."""
     tmp = Path(f"{dest}.part")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _local_error(exc, dest.parent) from exc
     _discard(tmp)
     try:
         os.link(source, tmp)

@@ -225,7 +225,8 @@ def test_prune_respects_max_delete_and_then_deletes(tmp_path: Path, hub: Hub, cl
         {"id": "tiny", "collection_filter": {"tiny_labels": []}, "prune": True, "max_delete": 3}
     ]
     hub.spec(spec, narrow)
-    refused = apply_ok(cli, spec)
+    refused = cli("apply", spec)  # type: ignore[operator]
+    assert refused.code == 1  # asked to prune and could not: not a success
     assert "prune skipped" in refused.stdout and "max_delete" in refused.stdout
     root = out_dir(tmp_path, hub)
     assert (root / "tiny_source/src_0/B02.tif").exists()

@@ -734,6 +734,7 @@ def test_copy_or_link_hard_links(tmp_path: Path) -> None:
     source.parent.mkdir()
     source.write_bytes(b"payload" * 100)
     dest = tmp_path / "b" / "c" / "dest.tif"
+    dest.parent.mkdir(parents=True)  # the caller makes folders (a worker caches them)
     copy_or_link(source, dest)
     assert dest.read_bytes() == source.read_bytes()
     assert dest.stat().st_ino == source.stat().st_ino

@@ -18,6 +18,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+import requests
+import urllib3
+
 from ..catalog import Document
 from ..errors import CatalogError
 from ..http import Http
@@ -51,8 +54,16 @@ def _read(url: str, http: Http) -> bytes:
             raise CatalogError(
                 f"cannot read the STAC document: {exc.strerror or exc}", subject=str(path)
             ) from exc
-    with http.get(url, what="fetch STAC document") as response:
-        return response.content[: MAX_DOCUMENT_BYTES + 1]
+    with http.get(url, what="fetch STAC document", stream=True) as response:
+        try:
+            data = response.raw.read(MAX_DOCUMENT_BYTES + 1, decode_content=True)
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            raise CatalogError(
+                f"cannot read the STAC document: {http.describe(exc)}", subject=redact_url(url)
+            ) from exc
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise CatalogError("the STAC document is too large", subject=redact_url(url))
+    return bytes(data)
 
 
 def local_root(source: StacSource) -> Path | None:
