@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 from .checksum import md5_multihash
-from .errors import MlhubSyncError, StateError
+from .errors import MlhubSyncError, StateError, TransferError
 from .executor import ApplyStats, Executor, ExecutorSettings
 from .http import Http
 from .lockfile import Asset, Drift, Key, LockFile, selection_digest
@@ -70,6 +70,7 @@ class ApplyOutcome:
     report: Path | None = None
     pruned: int = 0
     prune_refused: str | None = None
+    left_out: int = 0  # selected assets the index refused (unusable hrefs), in the report
 
     @property
     def failed(self) -> int:
@@ -305,7 +306,8 @@ class DatasetRun:
         pending = [planned.plan.tally(a) for a in Action if a is not Action.KEEP]
         total_bytes = sum(t.bytes for t in pending) if not any(t.unknown for t in pending) else None
         try:
-            outcome.stats = executor.run(iter_steps(self.db), planned.pending, total_bytes)
+            outcome.stats = executor.run(iter_steps(self.db), planned.plan.pending, total_bytes)
+            outcome.left_out = self._report_left_out(report)
         finally:
             outcome.report = report.close()
         stats = outcome.stats
@@ -323,6 +325,29 @@ class DatasetRun:
                 except PruneRefusedError as exc:
                     outcome.prune_refused = str(exc)
         return outcome
+
+    def _report_left_out(self, report: ErrorReport) -> int:
+        """Put the assets the index refused (bad scheme, local file outside the catalog...)
+        and the filters would select into the report: never fetched, never silently dropped."""
+        count = 0
+        cursor = self.db.conn.cursor()
+        cursor.execute(
+            "SELECT collection_id, item_id, asset_key, href, reason FROM rejected "
+            "ORDER BY collection_id, item_id, asset_key"
+        )
+        for collection_id, item_id, key, href, reason in cursor:
+            if not self.config.filters.admits_asset(collection_id, key):
+                continue
+            report.add(
+                collection_id,
+                item_id,
+                key,
+                href,
+                TransferError(reason, retryable=False, error_class="unusable-href"),
+                0,
+            )
+            count += 1
+        return count
 
     def _prune(self, max_delete: int, force: bool) -> int:
         """Delete managed files the selection no longer wants (never untracked files)."""

@@ -208,6 +208,8 @@ def apply_line(o: ApplyOutcome) -> str:
         text += f"; {human_bytes(st.transferred)} in {st.seconds:.1f}s ({rate:.1f} MiB/s)"
     if st.failed:
         text += f"; {st.failed} FAILED (see {o.report})"
+    if o.left_out:
+        text += f"; {o.left_out} left out: unusable hrefs (see {o.report})"
     if st.fatal is not None:
         text += f"; STOPPED: {st.fatal}"
     if st.interrupted:
@@ -238,6 +240,7 @@ def apply_json(outcomes: Sequence[ApplyOutcome]) -> dict[str, Any]:
             "fatal": str(st.fatal) if st.fatal else None,
             "report": str(o.report) if o.report else None,
             "pruned": o.pruned,
+            "left_out": o.left_out,
             "prune_refused": o.prune_refused,
         }
         datasets.append(entry)

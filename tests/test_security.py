@@ -145,3 +145,6 @@ def test_a_local_archive_cannot_reach_files_outside_its_folder(tmp_path: Path) -
     assert not (tmp_path / "out/x/c/b/data.txt").exists()
     assert not (tmp_path / "out/x/c/d/data.txt").exists()
     assert result.stderr.count("outside the catalog's folder") == 2
+    assert "2 left out: unusable hrefs" in result.stdout
+    report = (tmp_path / "out/x/mlhub_errors.csv").read_text()
+    assert report.count("unusable-href") == 2 and "outside the catalog's folder" in report

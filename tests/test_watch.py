@@ -136,3 +136,36 @@ def test_sigint_during_a_stalled_transfer_exits_0_and_keeps_state(tmp_path: Path
     )
     assert result.returncode == 0, result.stderr
     assert tree_ok(tmp_path / "out/tiny", hub)
+
+
+def test_refresh_interval_picks_up_upstream_changes(tmp_path: Path, hub: Hub) -> None:
+    import shutil  # noqa: PLC0415
+
+    from tests.support.mlhub_dataset import build_tiny  # noqa: PLC0415
+
+    spec = hub.spec(tmp_path / "spec.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLHUB_")}
+    env["MLHUB_API_KEY"] = API_KEY
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlhub_sync", "watch", str(spec), "-q", "--refresh-interval", "0.5"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    root = tmp_path / "out/tiny"
+    try:
+        eventually(lambda: tree_ok(root, hub), "the first apply")
+        hub.server.clear_log()
+        eventually(
+            lambda: hub.server.count("/blobs/archives/tiny.tar.gz", status=304) >= 2,
+            "two periodic conditional refreshes",
+        )
+        assert hub.server.count("/blobs/tiny/") == 0  # nothing changed: no asset request
+        shutil.rmtree(hub.data.root / "blobs" / "tiny")  # upstream publishes new files
+        hub.data = build_tiny(hub.data.root, hub.server.url, size=3000)
+        # assets whose catalog entry changed (file:size or file:checksum) are replaced
+        eventually(lambda: tree_ok(root, hub, {"B02", "labels"}), "the new catalog applied")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
