@@ -386,10 +386,10 @@ class DatasetLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise StateError(
-                f"cannot create the lock file: {exc.strerror or exc}",
-                subject=str(self.path),
-                hint="check that output_dir is a folder you can write to",
+            raise FatalLocalError(
+                f"cannot write to the output folder: {exc.strerror or exc}",
+                subject=str(self.path.parent),
+                hint="check that output_dir is a folder you can write to, on a writable disk",
             ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
