@@ -182,7 +182,7 @@ class StateDB:
     @classmethod
     def _connect(cls, path: Path, *, writable: bool) -> StateDB:
         """Connect; a writable connection also sets the db up (WAL, schema)."""
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5)
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
