@@ -66,6 +66,11 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
         out.append(f"  catalog: {p.catalog.items} items, {p.catalog.assets} assets (index {state})")
         if p.catalog.rejected:
             out.append(f"  left out of the index: {p.catalog.rejected} assets with unusable hrefs")
+        if p.catalog.invalid_documents:
+            out.append(
+                f"  unreadable catalog documents: {p.catalog.invalid_documents} (skipped; "
+                "prune is held back while any remain)"
+            )
         if cfg.catalog_only:
             out.append("  catalog_only: no assets will be downloaded")
             out.append("")
@@ -149,6 +154,7 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
             "items": p.catalog.items,
             "assets": p.catalog.assets,
             "rejected": p.catalog.rejected,
+            "invalid_documents": p.catalog.invalid_documents,
         },
         "filters": cfg.filters.describe(),
         "selection": {

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .catalog import (
-    DEFAULT_LIMITS,
     Document,
     ExtractLimits,
     Indexer,
@@ -83,9 +82,13 @@ def refresh_catalog(
     http: Http,
     environ: Mapping[str, str],
     reporter: Reporter = NULL_REPORTER,
-    limits: ExtractLimits = DEFAULT_LIMITS,
+    limits: ExtractLimits | None = None,
 ) -> CatalogStatus:
-    """Make the index and the unpacked catalog match the source's current catalog."""
+    """Make the index and the unpacked catalog match the source's current catalog.
+
+    ``limits`` default to the dataset's ``archive_limits``.
+    """
+    limits = limits or config.archive_limits
     dataset_dir = config.dataset_dir
     dataset_dir.mkdir(parents=True, exist_ok=True)
     if isinstance(config.source, StacSource):

@@ -44,6 +44,7 @@ from pydantic import (
     model_validator,
 )
 
+from .catalog import ExtractLimits
 from .errors import SpecError, SpecIssue
 from .filters import FilterSet, TimeWindow, geometry_from_geojson
 from .retry import RetryPolicy
@@ -250,6 +251,26 @@ class Timeouts(_Model):
     read: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
+class ArchiveLimits(_Model):
+    """Caps on what a catalog archive may unpack to (a decompression bomb is refused)."""
+
+    max_members: Annotated[int, Field(ge=1)] = Field(10_000_000, description="files in it")
+    max_unpacked_gib: Annotated[float, Field(gt=0)] = Field(
+        64.0, description="total unpacked size, GiB"
+    )
+    max_ratio: Annotated[float, Field(ge=1)] = Field(
+        200.0, description="unpacked / packed size (above a 256 MiB floor)"
+    )
+
+    def limits(self) -> ExtractLimits:
+        """As the extractor's :class:`ExtractLimits`."""
+        return ExtractLimits(
+            max_members=self.max_members,
+            max_unpacked_bytes=int(self.max_unpacked_gib * 2**30),
+            max_ratio=self.max_ratio,
+        )
+
+
 class RetrySettings(_Model):
     """Retries of a failing transfer: exponential backoff with full jitter."""
 
@@ -298,6 +319,7 @@ class DatasetSettings(_Model):
     max_delete: Annotated[int, Field(ge=0)] | None = None
     retry: RetrySettings | None = None
     timeout: Timeouts | None = None
+    archive_limits: ArchiveLimits | None = None
     collection_filter: dict[str, list[str]] | None = Field(
         None, description="{collection_id: [asset_key, ...]}; [] keeps every key"
     )
@@ -409,6 +431,7 @@ class DatasetConfig:
     max_delete: int
     retry: RetryPolicy
     timeout: Timeouts
+    archive_limits: ExtractLimits
     filters: FilterSet
     spec_dir: Path  # relative paths in the spec (and in its lock file) start here
 
@@ -509,6 +532,7 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
         max_delete=DEFAULT_MAX_DELETE if pick("max_delete") is None else pick("max_delete"),
         retry=(pick("retry") or RetrySettings()).policy(),
         timeout=pick("timeout") or Timeouts(),
+        archive_limits=(pick("archive_limits") or ArchiveLimits()).limits(),
         filters=filters,
         spec_dir=base,
     )
@@ -656,6 +680,8 @@ def _fields_at(path: Path_) -> list[str]:
         return _field_names(Timeouts)
     if last == "retry":
         return _field_names(RetrySettings)
+    if last == "archive_limits":
+        return _field_names(ArchiveLimits)
     if last == "intersects":
         return _field_names(GeoJSONFile)
     return []

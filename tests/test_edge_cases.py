@@ -307,3 +307,23 @@ def test_an_unreachable_linked_stac_document_keeps_the_index_and_files(
     assert result.code == 1 and "503" in result.stderr
     assert data.is_file()  # not pruned
     assert cli("plan", spec, "--detailed-exitcode").code == 0  # index intact, in sync
+
+
+def test_archive_limits_are_configurable_in_the_spec(tmp_path: Path, cli: Any) -> None:
+    archive = tmp_path / "x.tar.gz"
+    catalog = b'{"type": "Catalog", "stac_version": "1.0.0", "id": "x", "links": []}'
+    write_archive(
+        archive, [("catalog.json", catalog), *[(f"c/{i}.json", b"{}") for i in range(5)]], top="x"
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "defaults": {"output_dir": "./out", "archive_limits": {"max_members": 4}},
+                "datasets": [{"id": "x", "source": {"type": "archive", "path": str(archive)}}],
+            }
+        )
+    )
+    result = cli("plan", spec)
+    assert result.code == 1 and "beyond 4 members" in result.stderr
