@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
 
-from .errors import CatalogError, FatalLocalError
+from .errors import CatalogError, DamagedArchiveError, FatalLocalError
 from .layout import CommonLayout, asset_relpath
 from .progress import NULL_REPORTER, Reporter
 from .stacdoc import AssetFacts, asset_facts, document_kind, fallback_collection_id, parse_item
@@ -171,7 +171,7 @@ def extract_archive(
         except CatalogError:
             raise
         except (gzip.BadGzipFile, zlib.error, EOFError, tarfile.TarError, OSError) as exc:
-            raise CatalogError(
+            raise DamagedArchiveError(
                 f"the catalog archive is damaged or not a .tar.gz ({_explain(exc, archive)})",
                 subject=shown,
                 hint="fetch it again; if the source serves an error page, check the URL and key",
@@ -230,7 +230,7 @@ def _check_end(archive: str, tap: _Tap, offset: int) -> None:
     block = tap.block_at(offset)
     if block is None or not block.strip(b"\0"):
         return
-    raise CatalogError(
+    raise DamagedArchiveError(
         f"the catalog archive is damaged: the member header at byte {offset} of the tar "
         "stream is not valid, so the archive ends early",
         subject=archive,
@@ -325,11 +325,14 @@ class Indexer:
     def add(self, doc: Document) -> None:
         """Index one JSON document (non-STAC JSON is ignored; invalid JSON is counted)."""
         try:
-            parsed = json.loads(doc.data)
+            # UTF-8 only, as RFC 8259 asks of JSON exchanged between systems: then the byte
+            # check below sees every escape that could smuggle in a lone surrogate.
+            parsed = json.loads(doc.data.decode("utf-8"))
             if _SURROGATE_ESCAPE.search(doc.data):
                 # JSON may escape a lone surrogate, which no text column (or file name) can hold.
                 json.dumps(parsed, ensure_ascii=False).encode("utf-8")
-        except (json.JSONDecodeError, UnicodeError, RecursionError) as exc:
+        except (ValueError, UnicodeError, RecursionError) as exc:  # ValueError: also the
+            # int digit limit of a 4,300-digit number, which is not a JSONDecodeError
             self.invalid_documents += 1
             log.warning("skipping %s: invalid JSON (%s)", doc.name, exc)
             return
@@ -352,7 +355,7 @@ class Indexer:
                 allow_file=self._allow_file(doc),
                 local_root=self.local_root,
             )
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep geometry
             self.invalid_documents += 1
             log.warning("skipping %s: %s", doc.name, exc)
             return
@@ -429,7 +432,15 @@ class Indexer:
             log.warning("asset %s/%s/%s left out: %s", collection_id, item_id or "-", key, reason)
 
     def flush(self) -> None:
-        """Write queued rows."""
+        """Write queued rows (the queues are emptied even if writing fails)."""
+        try:
+            self._write_queued()
+        finally:
+            self._items.clear()
+            self._assets.clear()
+            self._rejected.clear()
+
+    def _write_queued(self) -> None:
         self.db.conn.executemany(
             "INSERT INTO items(item_pk, collection_id, item_id, minx, miny, maxx, maxy, geometry,"
             " start_ts, end_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -445,9 +456,6 @@ class Indexer:
             "VALUES (?, ?, ?, ?, ?)",
             self._rejected,
         )
-        self._items.clear()
-        self._assets.clear()
-        self._rejected.clear()
 
 
 def staging_dir(dataset_dir: Path) -> Path:

@@ -108,6 +108,10 @@ class CatalogError(MlhubSyncError):
     """The catalog could not be fetched, verified, extracted or indexed."""
 
 
+class DamagedArchiveError(CatalogError):
+    """The archive's bytes are broken (CRC, truncation, not gzip): fetching again may help."""
+
+
 class SourceAuthError(CatalogError):
     """The catalog source refused our credentials (HTTP 401/403)."""
 

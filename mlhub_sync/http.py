@@ -196,7 +196,10 @@ def _fetch_body(
     size = 0
     try:
         with dest.open("wb") as out:
-            for chunk in response.raw.stream(1 << 20, decode_content=False):
+            # We ask for identity; a server that encodes anyway sends the file wrapped in an
+            # encoding (gzip over a .tar.gz): unwrap it, so the bytes kept are the file's.
+            encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+            for chunk in response.raw.stream(1 << 20, decode_content=encoded):
                 out.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
@@ -210,7 +213,7 @@ def _fetch_body(
             f"cannot write {dest.name}: {exc.strerror or exc}", subject=str(dest.parent)
         ) from exc
     expected = response.headers.get("Content-Length")
-    if expected is not None and expected.isdigit() and int(expected) != size:
+    if not encoded and expected is not None and expected.isdigit() and int(expected) != size:
         raise _ShortBodyError(f"body has {size} bytes, Content-Length said {expected}")
     return digest.hexdigest(), size
 

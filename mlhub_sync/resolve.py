@@ -24,7 +24,7 @@ from .catalog import (
     remove_tree,
     staging_dir,
 )
-from .errors import FatalLocalError
+from .errors import DamagedArchiveError, FatalLocalError
 from .http import Http
 from .progress import NULL_REPORTER, Reporter
 from .sources import FetchedArchive
@@ -103,6 +103,31 @@ def refresh_catalog(
             meta={"indexed_digest": None},
             crawl_invalid=invalid,
         )
+    failures = 0
+    while True:
+        try:
+            return _refresh_archive(config, db, http, environ, reporter, limits)
+        except DamagedArchiveError as exc:
+            # A flipped byte, an HTML error page or a cut connection on the way: like any
+            # transient fault, fetch again (a local archive would only fail the same way).
+            failures += 1
+            remote = not (isinstance(config.source, ArchiveSource) and config.source.path)
+            if not remote or not http.policy.should_retry(failures) or http.stop.is_set():
+                raise
+            wait = http.policy.delay(failures, None, http.rand())
+            log.warning("%s: %s; fetching it again in %.1fs", config.id, exc.message, wait)
+            http.sleep(wait)
+
+
+def _refresh_archive(
+    config: DatasetConfig,
+    db: StateDB,
+    http: Http,
+    environ: Mapping[str, str],
+    reporter: Reporter,
+    limits: ExtractLimits,
+) -> CatalogStatus:
+    dataset_dir = config.dataset_dir
     fetched = fetch(config, db, http, environ, reporter)
     root_catalog = db.get_meta("root_catalog")
     up_to_date = (

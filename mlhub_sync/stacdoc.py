@@ -86,6 +86,8 @@ def normalize_href(href: str, base_url: str, *, allow_file: bool) -> str:
     if _CONTROL.search(href):
         raise ValueError("href contains control characters")
     if href.startswith(("https://", "http://")):
+        if href.partition("://")[2][:1] in ("", "/", "?", "#"):
+            raise ValueError("http(s) href without a host")
         return href  # the common case, already absolute (a million of these per catalog)
     scheme = urlsplit(href).scheme.lower()
     if scheme == "s3":
@@ -99,8 +101,13 @@ def normalize_href(href: str, base_url: str, *, allow_file: bool) -> str:
     if len(scheme) == 1:  # a Windows drive letter, not a scheme
         scheme = ""
     url = href if scheme else urljoin(base_url, href)
-    scheme = urlsplit(url).scheme.lower()
+    if _CONTROL.search(url):  # the base may carry what the href did not
+        raise ValueError("href contains control characters")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
+        if not parts.netloc:
+            raise ValueError("http(s) href without a host")
         return url
     if scheme == "file":
         if allow_file:
@@ -221,7 +228,7 @@ def asset_facts(
             href=href,
             media_type=media_type if isinstance(media_type, str) else None,
             size=size
-            if isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            if isinstance(size, int) and not isinstance(size, bool) and 0 <= size < 2**63
             else None,
             checksum=checksum.lower()
             if isinstance(checksum, str) and _HEX.match(checksum) and len(checksum) % 2 == 0

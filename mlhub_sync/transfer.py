@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM})
+ETAG_DISTRUST_AFTER = 3  # different assets whose ETag proved not to be their MD5
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 _AZURE_HOST = ".blob.core.windows.net"
 
@@ -140,6 +141,9 @@ class Transferer:
         self._dirs: set[str] = set()
         # Hosts whose 32-hex ETags proved not to be MD5s (SSE-KMS / SSE-C uploads look alike).
         self._etag_not_md5: set[str] = set()
+        # ...counted per host: one asset proves nothing (a proxy may mangle it the same way
+        # twice), several different ones make a pattern.
+        self._etag_misses: dict[str, set[str]] = {}
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -281,8 +285,13 @@ class Transferer:
                 if mismatch.source == "s3-etag" and mismatch.md5 == etag_mismatch_md5:
                     # The same bytes twice, still not the ETag: the ETag is not an MD5 here
                     # (an encrypted or multipart upload), not a corrupted body.
-                    log.info("%s: the host's ETags are not MD5s; verifying by size", req.dest.name)
-                    self._etag_not_md5.add(urlsplit(req.url).netloc)
+                    log.info("%s: its ETag is not its MD5; verified by size", req.dest.name)
+                    host = urlsplit(req.url).netloc
+                    misses = self._etag_misses.setdefault(host, set())
+                    misses.add(req.url)
+                    if len(misses) >= ETAG_DISTRUST_AFTER:
+                        log.info("%s: ETags are not MD5s on this host; not using them", host)
+                        self._etag_not_md5.add(host)
                     return self._finish(
                         req, part, outcome, "size", mismatch.md5, transferred, attempts, resumed
                     )

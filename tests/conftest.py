@@ -108,3 +108,13 @@ def cli(tmp_path: Path) -> Any:
         )
 
     return run
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--soak``: run the long version of the chaos soak (tests/test_chaos.py)."""
+    parser.addoption(
+        "--soak",
+        action="store_true",
+        default=False,
+        help="run the chaos soak at full size: more assets, more kills, several seeded rounds",
+    )
