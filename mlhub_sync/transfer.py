@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -181,7 +181,7 @@ class Transferer:
                     size = int(length) if length and length.isdigit() else None
                     trust = urlsplit(url).netloc not in self._etag_not_md5
                     return size, server_md5(response.headers, full_body=True, trust_etag=trust)
-                failure = _status_error(response, url)
+                failure = _status_error(response.status, response.headers, url)
             failures += 1
             self._backoff_or_raise(failure, failures)
 
@@ -359,17 +359,53 @@ class Transferer:
         validator: str | None,
         response: urllib3.BaseHTTPResponse,
     ) -> _Outcome:
-        status = response.status
-        if status not in (200, 206):
+        if response.status not in (200, 206):
             response.drain_conn()
+        sink = self._begin(
+            req,
+            claim,
+            part,
+            offset,
+            validator,
+            response.status,
+            urllib3.HTTPHeaderDict(response.headers),
+        )
+        try:
+            try:
+                # read1 hands over what has arrived: a reset loses nothing already received,
+                # whereas read(CHUNK) discards its partly filled buffer.
+                while chunk := response.read1(CHUNK, decode_content=sink.decode):
+                    sink.write(chunk)
+            except urllib3.exceptions.HTTPError as exc:
+                sink.fail(_network_error(exc, req.url))
+            return sink.finish()
+        finally:
+            sink.close()
+
+    def _begin(
+        self,
+        req: TransferRequest,
+        claim: Multihash | None,
+        part: Path,
+        offset: int,
+        validator: str | None,
+        status: int,
+        headers: urllib3.HTTPHeaderDict,
+    ) -> _Sink:
+        """Judge a response by its status and headers; open the ``.part`` for its body.
+
+        Raises :class:`_Restart` (discard the part), :class:`_Attempt` (a failed attempt) or
+        :class:`TransferError` (final) when the answer cannot be used.
+        """
+        if status not in (200, 206):
             if status == 416 and offset:
                 raise _Restart("the part is larger than the remote file", free=True)
-            raise _Attempt(_status_error(response, req.url), 0, None)
-        etag = response.headers.get("ETag")
-        new_validator = etag or response.headers.get("Last-Modified")
-        total = _total_size(response, status, offset)
+            raise _Attempt(_status_error(status, headers, req.url), 0, None)
+        etag = headers.get("ETag")
+        new_validator = etag or headers.get("Last-Modified")
+        total = _total_size(headers, status)
         if status == 206:
-            start = _range_start(response)
+            start = _range_start(headers)
             if not offset or start != offset:
                 raise _Restart(
                     f"the server answered a range request for byte {offset} with bytes from {start}"
@@ -389,56 +425,28 @@ class Transferer:
                 error_class="size-mismatch",
                 hint="the catalog is out of date with the host; report it to the publisher",
             )
-        encoding = response.headers.get("Content-Encoding", "identity").lower()
+        encoding = headers.get("Content-Encoding", "identity").lower()
         decode = encoding not in ("identity", "")
         if decode:
             new_validator = None  # decoded bytes cannot be resumed by encoded offsets
         if self.on_started is not None:
             self.on_started(req, new_validator, total)
-        hashes = _Hashes(claim, req.checksum_mode != "off")
-        received = 0
         if not offset:
             # A fresh inode: a .part left by an interrupted hard link shares its inode with a
             # good file elsewhere, which truncating in place would destroy.
             _discard(part)
-        try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise _local_error(exc, part) from exc
-        try:
-            if offset:
-                _hash_existing(part, offset, hashes)
-            os.ftruncate(fd, offset)
-            os.lseek(fd, offset, os.SEEK_SET)
-            try:
-                # read1 hands over what has arrived: a reset loses nothing already received,
-                # whereas read(CHUNK) discards its partly filled buffer.
-                while chunk := response.read1(CHUNK, decode_content=decode):
-                    _write_all(fd, chunk, part)
-                    hashes.update(chunk)
-                    received += len(chunk)
-                    if self.stop.is_set():
-                        raise Cancelled()
-            except urllib3.exceptions.HTTPError as exc:
-                os.fsync(fd)
-                raise _Attempt(_network_error(exc, req.url), received, new_validator) from None
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        size = offset + received
-        if not decode and total is not None and size != total:
-            raise _Attempt(
-                TransferError(
-                    f"got {size} of {total} bytes",
-                    subject=redact_url(req.url),
-                    retryable=True,
-                    error_class="truncated",
-                ),
-                received,
-                new_validator,
-            )
-        headers = urllib3.HTTPHeaderDict(response.headers)  # names are case-insensitive
-        return _Outcome(size, received, new_validator, hashes, headers, status, decode)
+        return _Sink(
+            req,
+            part,
+            offset,
+            total,
+            new_validator,
+            headers,
+            status,
+            decode,
+            _Hashes(claim, req.checksum_mode != "off"),
+            self.stop,
+        )
 
     def _verify(
         self, req: TransferRequest, claim: Multihash | None, got: _Outcome
@@ -553,6 +561,85 @@ class Transferer:
         return self._finish(req, part, got, verified_by, md5, size, 1, False)
 
 
+class _Sink:
+    """The body of one response going into ``{path}.part``: written, hashed and counted.
+
+    Backends feed it chunks (:meth:`write`); :meth:`finish` checks the length and returns the
+    outcome; :meth:`fail` turns a network error into a failed attempt that keeps what arrived.
+    """
+
+    def __init__(
+        self,
+        req: TransferRequest,
+        part: Path,
+        offset: int,
+        total: int | None,
+        validator: str | None,
+        headers: urllib3.HTTPHeaderDict,
+        status: int,
+        decode: bool,
+        hashes: _Hashes,
+        stop: threading.Event,
+    ):
+        self.req, self.part, self.offset, self.total = req, part, offset, total
+        self.validator, self.headers, self.status, self.decode = validator, headers, status, decode
+        self.hashes, self.stop = hashes, stop
+        self.received = 0
+        try:
+            self.fd: int | None = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _local_error(exc, part) from exc
+        try:
+            if offset:
+                _hash_existing(part, offset, hashes)
+            os.ftruncate(self.fd, offset)
+            os.lseek(self.fd, offset, os.SEEK_SET)
+        except BaseException:
+            self.close()
+            raise
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk of the body (raises :class:`Cancelled` when the run stops)."""
+        assert self.fd is not None
+        _write_all(self.fd, chunk, self.part)
+        self.hashes.update(chunk)
+        self.received += len(chunk)
+        if self.stop.is_set():
+            raise Cancelled()
+
+    def fail(self, error: TransferError) -> NoReturn:
+        """The connection failed mid-body: keep what arrived for the next attempt."""
+        if self.fd is not None:
+            os.fsync(self.fd)
+        raise _Attempt(error, self.received, self.validator) from None
+
+    def finish(self) -> _Outcome:
+        """The body is complete: make it durable and check its length."""
+        assert self.fd is not None
+        os.fsync(self.fd)
+        size = self.offset + self.received
+        if not self.decode and self.total is not None and size != self.total:
+            raise _Attempt(
+                TransferError(
+                    f"got {size} of {self.total} bytes",
+                    subject=redact_url(self.req.url),
+                    retryable=True,
+                    error_class="truncated",
+                ),
+                self.received,
+                self.validator,
+            )
+        return _Outcome(
+            size, self.received, self.validator, self.hashes, self.headers, self.status, self.decode
+        )
+
+    def close(self) -> None:
+        """Close the part file (idempotent)."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 @dataclass(frozen=True)
 class _Outcome:
     size: int
@@ -642,25 +729,25 @@ def _write_all(fd: int, data: bytes, part: Path) -> None:
         raise _local_error(exc, part) from exc
 
 
-def _range_start(response: urllib3.BaseHTTPResponse) -> int | None:
-    match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+def _range_start(headers: Mapping[str, str]) -> int | None:
+    match = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
     return int(match.group(1)) if match else None
 
 
-def _total_size(response: urllib3.BaseHTTPResponse, status: int, offset: int) -> int | None:
+def _total_size(headers: Mapping[str, str], status: int) -> int | None:
+    """The whole file's size: from Content-Range on a 206, else Content-Length."""
     if status == 206:
-        match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+        match = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
         if match and match.group(3) != "*":
             return int(match.group(3))
         return None
-    if response.headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
+    if headers.get("Content-Encoding", "identity").lower() not in ("identity", ""):
         return None
-    length = response.headers.get("Content-Length")
+    length = headers.get("Content-Length")
     return int(length) if length and length.isdigit() else None
 
 
-def _status_error(response: urllib3.BaseHTTPResponse, url: str) -> TransferError:
-    status = response.status
+def _status_error(status: int, headers: Mapping[str, str], url: str) -> TransferError:
     retryable = is_retryable_status(status)
     hint = None
     if status in (401, 403):
@@ -673,7 +760,7 @@ def _status_error(response: urllib3.BaseHTTPResponse, url: str) -> TransferError
         retryable=retryable,
         error_class=f"http-{status}",
         status=status,
-        retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()),
+        retry_after=parse_retry_after(headers.get("Retry-After"), time.time()),
         hint=hint,
     )
 
