@@ -294,7 +294,7 @@ class Executor:
             log.exception("worker crashed")
             self._events.put(_Fatal(FatalLocalError(f"internal error in a worker: {exc!r}")))
         finally:
-            transferer.pool.clear()
+            transferer.close()
             self._events.put(_WORKER_DONE)
 
     def _on_started(self, req: TransferRequest, validator: str | None, total: int | None) -> None:

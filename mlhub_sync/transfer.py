@@ -22,11 +22,13 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import math
 import os
 import re
 import shutil
 import threading
 import time
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,11 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import urllib3
+
+try:  # libcurl: the fast path for bulk transfers (see default_backend)
+    import pycurl
+except ImportError:  # pragma: no cover - the pure-Python path still works
+    pycurl = None  # type: ignore[assignment]
 
 from .checksum import Multihash, ServerMd5, parse_multihash, server_md5
 from .errors import FatalLocalError, TransferError
@@ -130,9 +137,14 @@ class Transferer:
         rand: Callable[[], float],
         on_started: StartedCallback | None = None,
         pool: urllib3.PoolManager | None = None,
+        backend: str | None = None,
     ):
         self.policy = policy
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        self.backend = backend or default_backend()
+        self._curl = (
+            _CurlConnection(connect_timeout, read_timeout) if self.backend == "curl" else None
+        )
         self.stop = stop
         self.rand = rand
         self.on_started = on_started
@@ -144,6 +156,12 @@ class Transferer:
         # ...counted per host: one asset proves nothing (a proxy may mangle it the same way
         # twice), several different ones make a pattern.
         self._etag_misses: dict[str, set[str]] = {}
+
+    def close(self) -> None:
+        """Close this worker's connections."""
+        self.pool.clear()
+        if self._curl is not None:
+            self._curl.close()
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -160,6 +178,18 @@ class Transferer:
         """``(Content-Length, server MD5)`` from a HEAD request (retried like a GET)."""
         failures = 0
         while True:
+            if self._curl is not None:
+                try:
+                    status, headers = self._curl.head(url, self._headers(url))
+                except _NetworkFailure as exc:
+                    failure = exc.error
+                else:
+                    if status == 200:
+                        return self._head_result(url, headers)
+                    failure = _status_error(status, headers, url)
+                failures += 1
+                self._backoff_or_raise(failure, failures)
+                continue
             try:
                 response = self.pool.request(
                     "HEAD",
@@ -177,13 +207,18 @@ class Transferer:
                 response.drain_conn()
                 response.release_conn()
                 if response.status == 200:
-                    length = response.headers.get("Content-Length")
-                    size = int(length) if length and length.isdigit() else None
-                    trust = urlsplit(url).netloc not in self._etag_not_md5
-                    return size, server_md5(response.headers, full_body=True, trust_etag=trust)
+                    return self._head_result(url, response.headers)
                 failure = _status_error(response.status, response.headers, url)
             failures += 1
             self._backoff_or_raise(failure, failures)
+
+    def _head_result(
+        self, url: str, headers: Mapping[str, str]
+    ) -> tuple[int | None, ServerMd5 | None]:
+        length = headers.get("Content-Length")
+        size = int(length) if length and length.isdigit() else None
+        trust = urlsplit(url).netloc not in self._etag_not_md5
+        return size, server_md5(headers, full_body=True, trust_etag=trust)
 
     # -- internals ------------------------------------------------------------------------------
 
@@ -328,6 +363,12 @@ class Transferer:
         if offset:
             headers["Range"] = f"bytes={offset}-"
             headers["If-Range"] = validator or ""
+        if self._curl is not None:
+            return self._curl.get(
+                req.url,
+                headers,
+                lambda status, got: self._begin(req, claim, part, offset, validator, status, got),
+            )
         try:
             response = self.pool.request(
                 "GET",
@@ -559,6 +600,199 @@ class Transferer:
             _discard(part)
             raise
         return self._finish(req, part, got, verified_by, md5, size, 1, False)
+
+
+def default_backend() -> str:
+    """``curl`` (libcurl through pycurl) when available, else ``urllib3``.
+
+    ``MLHUB_SYNC_HTTP=urllib3`` forces the pure-Python one (for debugging or comparison).
+    """
+    forced = os.environ.get("MLHUB_SYNC_HTTP")
+    if forced in ("curl", "urllib3"):
+        return forced
+    return "curl" if pycurl is not None else "urllib3"
+
+
+class _NetworkFailure(Exception):  # noqa: N818 - internal
+    def __init__(self, error: TransferError):
+        super().__init__(error.message)
+        self.error = error
+
+
+# libcurl result codes -> (error class, retryable)
+_CURL_ERRORS = {
+    1: ("bad-url", False),  # unsupported protocol (e.g. a redirect to ftp:)
+    3: ("bad-url", False),  # malformed URL
+    5: ("connection", True),  # could not resolve proxy
+    6: ("connection", True),  # could not resolve host
+    7: ("connection", True),  # could not connect
+    18: ("truncated", True),  # the body ended before Content-Length
+    28: ("timeout", True),
+    47: ("redirect-loop", False),
+    52: ("connection", True),  # empty reply
+    55: ("connection", True),  # send error
+    56: ("connection", True),  # receive error (a reset)
+    61: ("bad-encoding", True),
+}
+
+
+class _CurlConnection:
+    """One libcurl easy handle: one worker's connections, kept alive between transfers.
+
+    libcurl does the HTTP and the socket I/O in C, without the GIL; Python sees headers and
+    body chunks through callbacks, which feed the same :class:`_Sink` as the urllib3 path.
+    libcurl is not asked to decode anything: an encoding sent anyway is unwrapped here.
+    """
+
+    def __init__(self, connect_timeout: float, read_timeout: float):
+        assert pycurl is not None
+        self.curl = curl = pycurl.Curl()
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.FOLLOWLOCATION, 1)
+        curl.setopt(pycurl.MAXREDIRS, 10)
+        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(connect_timeout * 1000)))
+        # No progress for read_timeout seconds (whole seconds: libcurl's granularity) ends it.
+        curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+        curl.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(read_timeout)))
+        curl.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
+        curl.setopt(pycurl.USERAGENT, USER_AGENT)
+
+    def close(self) -> None:
+        """Close the handle and its connections."""
+        self.curl.close()
+
+    def head(self, url: str, headers: Mapping[str, str]) -> tuple[int, urllib3.HTTPHeaderDict]:
+        """Status and headers of a HEAD request (raises :class:`_NetworkFailure`)."""
+        reply = _Reply()
+        curl = self.curl
+        self._prepare(url, headers, reply)
+        curl.setopt(pycurl.NOBODY, 1)
+        try:
+            curl.perform()
+        except pycurl.error as exc:
+            raise _NetworkFailure(_curl_error(exc, url)) from None
+        finally:
+            curl.setopt(pycurl.NOBODY, 0)
+            curl.setopt(pycurl.HTTPGET, 1)
+        _log_request("HEAD", url, headers, reply.status)
+        return reply.status, reply.headers()
+
+    def get(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        begin: Callable[[int, urllib3.HTTPHeaderDict], _Sink],
+    ) -> _Outcome:
+        """GET ``url``; ``begin`` judges the final response's headers and returns the sink."""
+        reply = _Reply()
+        sink: _Sink | None = None
+        decoder: Any = None
+        failure: BaseException | None = None
+
+        def on_body(data: bytes) -> int | None:
+            nonlocal sink, decoder, failure
+            try:
+                if sink is None:
+                    sink = begin(reply.status, reply.headers())
+                    decoder = _decoder(sink) if sink.decode else None
+                sink.write(decoder.decompress(data) if decoder is not None else data)
+            except BaseException as exc:
+                failure = exc
+                return 0  # makes libcurl abort the transfer
+            return None
+
+        self._prepare(url, headers, reply)
+        self.curl.setopt(pycurl.WRITEFUNCTION, on_body)
+        try:
+            try:
+                self.curl.perform()
+            except pycurl.error as exc:
+                if failure is not None:
+                    raise failure from None
+                error = _curl_error(exc, url)
+                if sink is None:
+                    raise _Attempt(error, 0, None) from None
+                sink.fail(error)
+            _log_request("GET", url, headers, reply.status)
+            if failure is not None:
+                raise failure
+            if sink is None:  # an answer without a body (304, 416, a HEAD-like 404)
+                sink = begin(reply.status, reply.headers())
+            elif decoder is not None:
+                sink.write(decoder.flush())
+            return sink.finish()
+        finally:
+            if sink is not None:
+                sink.close()
+
+    def _prepare(self, url: str, headers: Mapping[str, str], reply: _Reply) -> None:
+        curl = self.curl
+        curl.setopt(pycurl.URL, url)
+        curl.setopt(
+            pycurl.HTTPHEADER,
+            [f"{k}: {v}" for k, v in headers.items() if k.lower() != "user-agent"],
+        )
+        curl.setopt(pycurl.HEADERFUNCTION, reply.on_header)
+
+
+class _Reply:
+    """Status and headers of the *final* response (redirects reset them)."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.lines: list[str] = []
+
+    def on_header(self, line: bytes) -> None:
+        text = line.decode("iso-8859-1").rstrip("\r\n")
+        if text.startswith("HTTP/"):
+            parts = text.split(None, 2)
+            self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            self.lines = []
+        elif text and ":" in text:
+            self.lines.append(text)
+
+    def headers(self) -> urllib3.HTTPHeaderDict:
+        result = urllib3.HTTPHeaderDict()
+        for line in self.lines:
+            name, _, value = line.partition(":")
+            result.add(name.strip(), value.strip())
+        return result
+
+
+def _log_request(method: str, url: str, headers: Mapping[str, str], status: int) -> None:
+    if log.isEnabledFor(logging.DEBUG):
+        extra = f" ({headers['Range']})" if "Range" in headers else ""
+        log.debug("%s %s%s -> %s", method, redact_url(url), extra, status)
+
+
+def _decoder(sink: _Sink) -> Any:
+    encoding = sink.headers.get("Content-Encoding", "").lower()
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise TransferError(
+        f"the server sent the body in an encoding we did not ask for ({encoding})",
+        subject=redact_url(sink.req.url),
+        retryable=False,
+        error_class="bad-encoding",
+    )
+
+
+def _curl_error(exc: Any, url: str) -> TransferError:
+    code = exc.args[0] if exc.args else 0
+    message = exc.args[1] if len(exc.args) > 1 else str(exc)
+    kind, retryable = _CURL_ERRORS.get(code, ("connection", True))
+    text = redact_text(str(message))
+    if kind == "redirect-loop":
+        text = "too many redirects"
+    elif kind == "bad-url":
+        text = f"unusable URL or redirect: {text}"
+    else:
+        text = f"{kind} error: {text}"
+    return TransferError(text, subject=redact_url(url), retryable=retryable, error_class=kind)
 
 
 class _Sink:

@@ -101,6 +101,7 @@ class RequestRecord:
     headers: dict[str, str]
     status: int
     body_bytes: int
+    client_port: int = 0  # the same port on two records: the same (kept-alive) connection
 
 
 @dataclass(frozen=True)
@@ -671,6 +672,7 @@ class _Exchange:
     status: int = 0
     body_bytes: int = 0
     logged: bool = False
+    client_port: int = 0
 
     def log(self) -> None:
         """Record the request (idempotent)."""
@@ -686,6 +688,7 @@ class _Exchange:
                 headers=request.headers,
                 status=self.status,
                 body_bytes=self.body_bytes,
+                client_port=self.client_port,
             )
         )
 
@@ -766,7 +769,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         """Answer one request and record it exactly once."""
         app = self.server.app
-        exchange = _Exchange(app, self._parse_request())
+        exchange = _Exchange(app, self._parse_request(), client_port=self.client_address[1])
         app.begin()
         try:
             self._discard_request_body()
