@@ -21,8 +21,9 @@ HERE = Path(__file__).parent
 
 def timed(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
     """(wall seconds, user+sys seconds, peak RSS KiB) of one command."""
-    proc = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True,
-                          text=True, check=True)
+    proc = subprocess.run(
+        ["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True, text=True, check=True
+    )
     err = proc.stderr
     wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", err)
     user = re.search(r"User time \(seconds\): (\S+)", err)
@@ -45,21 +46,28 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         archive = folder / "bench.tar.gz"
         if not archive.exists():
-            subprocess.run([sys.executable, str(HERE / "gen_catalog.py"), str(archive),
-                            "--assets", str(n)], check=True)
+            subprocess.run(
+                [sys.executable, str(HERE / "gen_catalog.py"), str(archive), "--assets", str(n)],
+                check=True,
+            )
         (folder / "spec.yaml").write_text(
             "version: 1\ndefaults: {output_dir: ./out}\ndatasets:\n"
-            "  - id: bench\n    source: {type: archive, path: ./bench.tar.gz}\n")
+            "  - id: bench\n    source: {type: archive, path: ./bench.tar.gz}\n"
+        )
         shutil.rmtree(folder / "out", ignore_errors=True)
         cmd = [sys.executable, "-m", "mlhub_sync", "plan", "spec.yaml", "-q"]
         fresh = timed(cmd, folder)
         again = timed(cmd, folder)
         rows.append((n, archive.stat().st_size, fresh, again))
-    print("| assets | archive | fresh plan: wall / CPU / peak RSS | re-plan: wall / CPU / peak RSS |")
+    print(
+        "| assets | archive | fresh plan: wall / CPU / peak RSS | re-plan: wall / CPU / peak RSS |"
+    )
     print("|---:|---:|---|---|")
     for n, size, (w1, c1, r1), (w2, c2, r2) in rows:
-        print(f"| {n:,} | {size / 2**20:.1f} MiB | {w1:.1f} s / {c1:.1f} s / {r1 / 1024:.0f} MiB "
-              f"| {w2:.1f} s / {c2:.1f} s / {r2 / 1024:.0f} MiB |")
+        print(
+            f"| {n:,} | {size / 2**20:.1f} MiB | {w1:.1f} s / {c1:.1f} s / {r1 / 1024:.0f} MiB "
+            f"| {w2:.1f} s / {c2:.1f} s / {r2 / 1024:.0f} MiB |"
+        )
 
 
 if __name__ == "__main__":
