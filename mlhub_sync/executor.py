@@ -1,12 +1,14 @@
 """The executor: a bounded pool of worker threads carrying out plan steps.
 
 - The coordinator (the calling thread) reads steps from the plan stream, groups steps that
-  share an href into one job, and feeds a queue of at most ``2 x workers`` jobs: memory does
-  not grow with the number of assets.
+  share an href into one job, and feeds a queue of at most ``2 x workers`` small batches of
+  jobs: memory does not grow with the number of assets.
 - Each worker owns a :class:`~mlhub_sync.transfer.Transferer` (its own connection pool). A
   job's href is fetched once; the other paths of the job get a hard link (or a copy).
 - Workers never touch the db. They send events back; the coordinator journals them in batched
-  transactions (one writer), partial-download records first so a killed run can resume.
+  transactions (one writer). A partial-download record (a ``.part``'s validator: what lets a
+  killed run resume it) is journaled at once; they are few, because a file under
+  ``RECORD_PARTIAL_FROM`` is reported only when its transfer ends unfinished.
 - A per-asset failure goes to the error report and the run goes on; a
   :class:`FatalLocalError` (disk full, read-only) stops the pool early.
 """
@@ -110,6 +112,26 @@ def group_by_href(steps: Iterable[Step]) -> Iterator[Job]:
         yield Job(current[0].desired.href, tuple(current))
 
 
+BATCH_JOBS = 16
+BATCH_BYTES = 4 * 2**20
+
+
+def batch_jobs(jobs: Iterable[Job]) -> Iterator[list[Job]]:
+    """Jobs in batches of up to ``BATCH_JOBS`` and about ``BATCH_BYTES``: small files travel
+    together, a large (or unknown-size) file travels alone so the workers share big work."""
+    batch: list[Job] = []
+    size = 0
+    for job in jobs:
+        known = job.steps[0].desired.size
+        batch.append(job)
+        size += known if known is not None else BATCH_BYTES
+        if len(batch) >= BATCH_JOBS or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 @dataclass(frozen=True)
 class ExecutorSettings:
     """How to carry out the steps of one dataset."""
@@ -140,7 +162,9 @@ class Executor:
         self.stop = stop or threading.Event()
         self.reporter = reporter
         self.stats = ApplyStats()
-        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=2 * settings.workers)
+        # Jobs travel in small batches: one queue handoff per file costs more than fetching a
+        # 16 KiB file over a kept-alive connection. Memory stays O(workers x BATCH_JOBS).
+        self._jobs: queue.Queue[list[Job] | None] = queue.Queue(maxsize=2 * settings.workers)
         # Workers report through a lock-free SimpleQueue: two puts per file add up at 10k files/s.
         self._events: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._files: list[FileRecord] = []
@@ -168,8 +192,8 @@ class Executor:
             for worker in workers:
                 worker.start()
             try:
-                for job in group_by_href(steps):
-                    alive -= self._put(job)
+                for batch in batch_jobs(group_by_href(steps)):
+                    alive -= self._put(batch)
                     if self.stop.is_set():
                         break
                 for _ in workers:
@@ -201,7 +225,7 @@ class Executor:
             self.stats.interrupted = True  # stopped from outside (a signal, watch shutting down)
         return self.stats
 
-    def _put(self, job: Job | None) -> int:
+    def _put(self, job: list[Job] | None) -> int:
         """Queue a job, journaling results while the queue is full; returns workers ended."""
         ended = 0
         while True:
@@ -225,7 +249,8 @@ class Executor:
             block = False
             ended += self._handle(event)
         if (
-            len(self._files) + len(self._partials) >= JOURNAL_BATCH
+            self._partials  # a .part's validator is what lets a killed run resume it: now
+            or len(self._files) >= JOURNAL_BATCH
             or time.monotonic() - self._last_flush >= JOURNAL_SECONDS
         ):
             self._flush()
@@ -285,7 +310,8 @@ class Executor:
                     continue
                 if job is None:
                     break
-                self._process(job, transferer)
+                for one in job:
+                    self._process(one, transferer)
         except Cancelled:
             pass
         except FatalLocalError as exc:

@@ -52,6 +52,12 @@ from .retry import RetryPolicy, is_retryable_status, parse_retry_after
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+# A ``.part`` of a file smaller than this is recorded for resuming only when its transfer ends
+# unfinished (fails, or the run stops): restarting it costs less than journaling every start.
+RECORD_PARTIAL_FROM = 1 << 20
+# libcurl's receive buffer: the body reaches Python (write, hash) in blocks up to this size;
+# libcurl's default of 16 KiB means 64 Python callbacks per MiB.
+CURL_BUFFER = 1 << 20
 FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM})
 ETAG_DISTRUST_AFTER = 3  # different assets whose ETag proved not to be their MD5
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
@@ -151,6 +157,8 @@ class Transferer:
         self.pool = pool or new_pool()
         self.attempts = 0  # attempts of the latest fetch, for the error report
         self._dirs: set[str] = set()
+        # The start of a small file's body, reported only if its transfer ends unfinished.
+        self._deferred_start: tuple[TransferRequest, str | None, int | None] | None = None
         # Hosts whose 32-hex ETags proved not to be MD5s (SSE-KMS / SSE-C uploads look alike).
         self._etag_not_md5: set[str] = set()
         # ...counted per host: one asset proves nothing (a proxy may mangle it the same way
@@ -170,9 +178,18 @@ class Transferer:
         claim = self._claim(req)
         self.attempts = 0
         self.ensure_dir(req.dest.parent)
-        if urlsplit(req.url).scheme == "file":
+        if req.url.startswith("file:"):
             return self._copy_local(req, claim)
-        return self._download(req, claim)
+        self._deferred_start = None
+        try:
+            return self._download(req, claim)
+        except BaseException:
+            # Unfinished: a small file's .part is worth resuming now (the next run will see it).
+            deferred, self._deferred_start = self._deferred_start, None
+            part_left = os.path.exists(f"{req.dest}.part")
+            if deferred is not None and self.on_started is not None and part_left:
+                self.on_started(*deferred)
+            raise
 
     def head(self, url: str) -> tuple[int | None, ServerMd5 | None]:
         """``(Content-Length, server MD5)`` from a HEAD request (retried like a GET)."""
@@ -471,11 +488,11 @@ class Transferer:
         if decode:
             new_validator = None  # decoded bytes cannot be resumed by encoded offsets
         if self.on_started is not None:
-            self.on_started(req, new_validator, total)
-        if not offset:
-            # A fresh inode: a .part left by an interrupted hard link shares its inode with a
-            # good file elsewhere, which truncating in place would destroy.
-            _discard(part)
+            if total is not None and total < RECORD_PARTIAL_FROM:
+                self._deferred_start = (req, new_validator, total)
+            else:
+                self._deferred_start = None
+                self.on_started(req, new_validator, total)
         return _Sink(
             req,
             part,
@@ -657,6 +674,7 @@ class _CurlConnection:
         curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
         curl.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(read_timeout)))
         curl.setopt(pycurl.HTTP_CONTENT_DECODING, 0)
+        curl.setopt(pycurl.BUFFERSIZE, CURL_BUFFER)
         curl.setopt(pycurl.USERAGENT, USER_AGENT)
 
     def close(self) -> None:
@@ -819,13 +837,16 @@ class _Sink:
         self.validator, self.headers, self.status, self.decode = validator, headers, status, decode
         self.hashes, self.stop = hashes, stop
         self.received = 0
+        self.fd: int | None = None
+        if not offset:
+            self.fd = _create_fresh(part)
+            return
         try:
-            self.fd: int | None = os.open(part, os.O_WRONLY | os.O_CREAT, 0o644)
+            self.fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise _local_error(exc, part) from exc
         try:
-            if offset:
-                _hash_existing(part, offset, hashes)
+            _hash_existing(part, offset, hashes)
             os.ftruncate(self.fd, offset)
             os.lseek(self.fd, offset, os.SEEK_SET)
         except BaseException:
@@ -929,6 +950,23 @@ def _part_size(part: Path) -> int:
         return part.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _create_fresh(part: Path) -> int:
+    """Open a new, empty ``part`` on a fresh inode.
+
+    Never truncate an existing one in place: a ``.part`` left by an interrupted hard link
+    shares its inode with a good file elsewhere, which truncating would destroy.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        try:
+            return os.open(part, flags, 0o644)
+        except FileExistsError:
+            _discard(part)
+            return os.open(part, flags, 0o644)
+    except OSError as exc:
+        raise _local_error(exc, part) from exc
 
 
 def _discard(part: Path) -> None:

@@ -146,3 +146,75 @@ def test_sigterm_keeps_parts_and_exits_cleanly(tmp_path: Path) -> None:
         assert [r.path for r in server.requests if r.path.startswith("/blobs/many/")] == [
             f"/blobs/{last}"
         ]
+
+
+def _partial_rows(db: Path) -> list[tuple[str, str | None]]:
+    import sqlite3  # noqa: PLC0415
+
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+    try:
+        return [(str(p), v) for p, v in conn.execute("SELECT path, validator FROM partials")]
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+
+
+def test_sigkill_during_a_big_file_resumes_it_with_range(tmp_path: Path) -> None:
+    """A big file's validator is journaled as soon as its body starts, so a SIGKILL at any
+    moment after that leaves a .part the next run continues instead of restarting."""
+    root = tmp_path / "served"
+    size = 3 * 2**20
+    with TestServer(root) as server:
+        data = build_many(root, server.url, items=1, size=size)
+        root_url = serve_mlhub(server, data)
+        spec = _spec(tmp_path / "spec.yaml", root_url)
+        big = max(data.assets, key=lambda a: a.blob)
+        sent_before_stall = 2**20 + 12345
+        server.add_fault(
+            f"/blobs/{big.blob}", Fault("stall", seconds=60, after_bytes=sent_before_stall)
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLHUB_")}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mlhub_sync", "apply", str(spec), "-q"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        out = tmp_path / "out/many"
+        part = out / f"{big.expected_path}.part"
+        try:
+            _wait_for(
+                lambda: part.exists() and part.stat().st_size == sent_before_stall,
+                time.monotonic() + 60,
+            )
+            db = out / "mlhub_stac_assets.db"
+            _wait_for(
+                lambda: any(p == big.expected_path for p, _ in _partial_rows(db)),
+                time.monotonic() + 30,
+            )
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        server.clear_log()
+        rerun = subprocess.run(
+            [sys.executable, "-m", "mlhub_sync", "apply", str(spec)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        gets = [r for r in server.requests if r.path == f"/blobs/{big.blob}"]
+        assert len(gets) == 1
+        assert gets[0].headers["range"] == f"bytes={sent_before_stall}-"
+        assert gets[0].status == 206
+        assert gets[0].body_bytes == big.size - sent_before_stall
+        got = hashlib.md5((out / big.expected_path).read_bytes()).hexdigest()
+        assert got == big.md5
+        assert not list(out.rglob("*.part"))

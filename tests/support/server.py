@@ -110,7 +110,9 @@ class Fault:
 
     ``kind`` is one of :data:`FAULT_KINDS`.  ``status``/``retry_after``/``body`` apply to
     ``"status"`` (``body`` also to ``"html"``); ``after_bytes`` to ``"reset"`` and
-    ``"truncate"`` (a negative value means "half of the body"); ``seconds`` to ``"stall"``.
+    ``"truncate"`` (a negative value means "half of the body"); ``seconds`` to ``"stall"``,
+    which sends nothing at all, or, with ``after_bytes > 0``, the headers and that many body
+    bytes before it goes silent.
     """
 
     kind: str
@@ -272,7 +274,9 @@ def _faulty_chunks(body: _Body, fault: Fault | None) -> _Chunks:
     """The chunks to write for ``body``, altered as ``fault`` requires."""
     kind = fault.kind if fault is not None else None
     chunks = body.chunks()
-    if fault is not None and kind in ("reset", "truncate"):
+    if fault is not None and (
+        kind in ("reset", "truncate") or (kind == "stall" and fault.after_bytes > 0)
+    ):
         chunks = _take_bytes(chunks, _break_point(fault, body.length))
     elif kind == "corrupt":
         chunks = _flip_byte(chunks, body.length // 2)
@@ -802,13 +806,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, app: _App, exchange: _Exchange) -> None:
         """Pick the fault, build the response and put it on the wire."""
         fault = app.take_fault(exchange.request.path)
-        if fault is not None and fault.kind == "stall":
+        if fault is not None and fault.kind == "stall" and fault.after_bytes <= 0:
             self._stall(app, exchange, fault.seconds)
             return
         response = app.respond(exchange.request, fault)
         self._send_head(response, exchange)
         if exchange.request.method != "HEAD" and not _bodyless(response.status):
             self._send_body(response.body, fault, exchange)
+            if fault is not None and fault.kind == "stall":  # silent mid-body
+                self.wfile.flush()
+                self._stall(app, exchange, fault.seconds)
+                return
         self._end_connection_if_faulted(fault)
 
     def _stall(self, app: _App, exchange: _Exchange, seconds: float) -> None:
