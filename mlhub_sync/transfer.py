@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import heapq
+import itertools
 import logging
 import math
 import os
@@ -29,10 +31,10 @@ import shutil
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -50,6 +52,7 @@ from .redact import redact_text, redact_url
 from .retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHUNK = 1 << 20
 # A ``.part`` of a file smaller than this is recorded for resuming only when its transfer ends
@@ -95,6 +98,49 @@ class Cancelled(Exception):  # noqa: N818 - a control-flow signal, not an error
 
 
 StartedCallback = Callable[[TransferRequest, str | None, int | None], None]
+
+
+# A transfer is written as a generator of the network operations it needs (``_Get``,
+# ``_Head``, ``_Sleep``): the rules live in one place, and a driver decides how the operations
+# run. ``Transferer.drive`` performs them one at a time in the calling thread; ``CurlMulti``
+# runs many transfers at once on one libcurl multi handle, in one thread.
+
+
+@dataclass(frozen=True)
+class _Get:
+    """GET ``url``; ``begin`` judges the final response's status and headers."""
+
+    url: str
+    headers: dict[str, str]
+    begin: Callable[[int, urllib3.HTTPHeaderDict], _Sink]
+
+
+@dataclass(frozen=True)
+class _Head:
+    """HEAD ``url``: answers ``(status, headers)`` or raises :class:`_NetworkFailure`."""
+
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Sleep:
+    """Wait ``seconds`` (a backoff); a stopping run raises :class:`Cancelled` instead."""
+
+    seconds: float
+
+
+Op = _Get | _Head | _Sleep
+Steps = Generator[Op, Any, T]
+
+
+@dataclass
+class FetchState:
+    """What one fetch knows about itself, for its caller (one per concurrent transfer)."""
+
+    attempts: int = 0
+    # the start of a small file's body, reported only if its transfer ends unfinished
+    deferred_start: tuple[TransferRequest, str | None, int | None] | None = None
 
 
 def new_pool() -> urllib3.PoolManager:
@@ -146,6 +192,7 @@ class Transferer:
         backend: str | None = None,
     ):
         self.policy = policy
+        self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self.backend = backend or default_backend()
         self._curl = (
@@ -157,8 +204,6 @@ class Transferer:
         self.pool = pool or new_pool()
         self.attempts = 0  # attempts of the latest fetch, for the error report
         self._dirs: set[str] = set()
-        # The start of a small file's body, reported only if its transfer ends unfinished.
-        self._deferred_start: tuple[TransferRequest, str | None, int | None] | None = None
         # Hosts whose 32-hex ETags proved not to be MD5s (SSE-KMS / SSE-C uploads look alike).
         self._etag_not_md5: set[str] = set()
         # ...counted per host: one asset proves nothing (a proxy may mangle it the same way
@@ -175,59 +220,76 @@ class Transferer:
 
     def fetch(self, req: TransferRequest) -> TransferResult:
         """Download ``req.url`` to ``req.dest`` (resuming a ``.part``), verified."""
+        state = FetchState()
+        try:
+            return self.drive(self.fetch_steps(req, state))
+        finally:
+            self.attempts = state.attempts
+
+    def head(self, url: str) -> tuple[int | None, ServerMd5 | None]:
+        """``(Content-Length, server MD5)`` from a HEAD request (retried like a GET)."""
+        return self.drive(self.head_steps(url))
+
+    def fetch_steps(self, req: TransferRequest, state: FetchState) -> Steps[TransferResult]:
+        """:meth:`fetch` as steps for a driver; ``state`` tells the caller how it went."""
         claim = self._claim(req)
-        self.attempts = 0
         self.ensure_dir(req.dest.parent)
         if req.url.startswith("file:"):
+            state.attempts = 1
             return self._copy_local(req, claim)
-        self._deferred_start = None
         try:
-            return self._download(req, claim)
+            return (yield from self._download(req, claim, state))
         except BaseException:
             # Unfinished: a small file's .part is worth resuming now (the next run will see it).
-            deferred, self._deferred_start = self._deferred_start, None
+            deferred, state.deferred_start = state.deferred_start, None
             part_left = os.path.exists(f"{req.dest}.part")
             if deferred is not None and self.on_started is not None and part_left:
                 self.on_started(*deferred)
             raise
 
-    def head(self, url: str) -> tuple[int | None, ServerMd5 | None]:
-        """``(Content-Length, server MD5)`` from a HEAD request (retried like a GET)."""
+    def head_steps(self, url: str) -> Steps[tuple[int | None, ServerMd5 | None]]:
+        """:meth:`head` as steps for a driver."""
         failures = 0
         while True:
-            if self._curl is not None:
-                try:
-                    status, headers = self._curl.head(url, self._headers(url))
-                except _NetworkFailure as exc:
-                    failure = exc.error
-                else:
-                    if status == 200:
-                        return self._head_result(url, headers)
-                    failure = _status_error(status, headers, url)
-                failures += 1
-                self._backoff_or_raise(failure, failures)
-                continue
             try:
-                response = self.pool.request(
-                    "HEAD",
-                    url,
-                    headers=self._headers(url),
-                    timeout=self.timeout,
-                    retries=_redirects(),
-                    preload_content=False,
-                )
-            except urllib3.exceptions.HTTPError as exc:
-                failure = _network_error(exc, url)
+                status, headers = yield _Head(url, self._headers(url))
+            except _NetworkFailure as exc:
+                failure = exc.error
             else:
-                # An unread HEAD response leaves http.client "busy": the pooled connection
-                # would fail the next request sent on it.
-                response.drain_conn()
-                response.release_conn()
-                if response.status == 200:
-                    return self._head_result(url, response.headers)
-                failure = _status_error(response.status, response.headers, url)
+                if status == 200:
+                    return self._head_result(url, headers)
+                failure = _status_error(status, headers, url)
             failures += 1
-            self._backoff_or_raise(failure, failures)
+            yield from self._backoff(failure, failures)
+
+    def drive(self, steps: Steps[T]) -> T:
+        """Run ``steps`` to the end in this thread, one operation at a time."""
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                op = steps.throw(error) if error is not None else steps.send(value)
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+            value, error = None, None
+            try:
+                value = self.perform(op)
+            except BaseException as exc:  # the steps decide what it means
+                error = exc
+
+    def perform(self, op: Op) -> Any:
+        """Carry out one operation in this thread."""
+        if isinstance(op, _Sleep):
+            if self.stop.wait(op.seconds):
+                raise Cancelled()
+            return None
+        if isinstance(op, _Head):
+            if self._curl is not None:
+                return self._curl.head(op.url, op.headers)
+            return self._urllib3_head(op)
+        if self._curl is not None:
+            return self._curl.get(op)
+        return self._urllib3_get(op)
 
     def _head_result(
         self, url: str, headers: Mapping[str, str]
@@ -271,17 +333,18 @@ class Transferer:
             self._dirs.clear()
         self._dirs.add(key)
 
-    def _backoff_or_raise(self, failure: TransferError, failures: int) -> None:
+    def _backoff(self, failure: TransferError, failures: int) -> Steps[None]:
         if not failure.retryable or not self.policy.should_retry(failures):
             raise failure
         if self.stop.is_set():
             raise Cancelled()
         wait = self.policy.delay(failures, failure.retry_after, self.rand())
         log.debug("%s: %s; retry in %.2fs", failure.subject, failure.message, wait)
-        if self.stop.wait(wait):
-            raise Cancelled()
+        yield _Sleep(wait)
 
-    def _download(self, req: TransferRequest, claim: Multihash | None) -> TransferResult:
+    def _download(
+        self, req: TransferRequest, claim: Multihash | None, state: FetchState
+    ) -> Steps[TransferResult]:
         part = Path(f"{req.dest}.part")
         validator = req.resume_validator
         failures = attempts = transferred = 0
@@ -291,20 +354,20 @@ class Transferer:
         high_water = 0  # the longest the part has been: only growing past it is progress
         while True:
             attempts += 1
-            self.attempts = attempts
+            state.attempts = attempts
             # If-Range needs a strong ETag or a date: without one a resume could splice two
             # versions of the file, so start over.
             usable = validator is not None and not validator.startswith("W/")
             offset = _part_size(part) if usable else 0
             try:
-                outcome = self._attempt(req, claim, part, offset, validator)
+                outcome = yield self._get(req, claim, part, offset, validator, state)
             except _Restart as restart:
                 _discard(part)
                 validator = None
                 if restart.free:
                     continue
                 failures += 1
-                self._backoff_or_raise(
+                yield from self._backoff(
                     TransferError(
                         str(restart),
                         subject=redact_url(req.url),
@@ -326,7 +389,7 @@ class Transferer:
                     failures = 1
                 else:
                     failures += 1
-                self._backoff_or_raise(partial.error, failures)
+                yield from self._backoff(partial.error, failures)
                 continue
             transferred += outcome.received
             # A 200 to a range request starts over: only bytes kept from the part count.
@@ -368,38 +431,41 @@ class Transferer:
                 req, part, outcome, verified_by, md5, transferred, attempts, resumed
             )
 
-    def _attempt(
+    def _get(
         self,
         req: TransferRequest,
         claim: Multihash | None,
         part: Path,
         offset: int,
         validator: str | None,
-    ) -> _Outcome:
+        state: FetchState,
+    ) -> _Get:
+        """The request of one attempt (a range request when resuming)."""
         headers = self._headers(req.url)
         if offset:
             headers["Range"] = f"bytes={offset}-"
             headers["If-Range"] = validator or ""
-        if self._curl is not None:
-            return self._curl.get(
-                req.url,
-                headers,
-                lambda status, got: self._begin(req, claim, part, offset, validator, status, got),
-            )
+
+        def begin(status: int, got: urllib3.HTTPHeaderDict) -> _Sink:
+            return self._begin(req, claim, part, offset, validator, status, got, state)
+
+        return _Get(req.url, headers, begin)
+
+    def _urllib3_get(self, op: _Get) -> _Outcome:
         try:
             response = self.pool.request(
                 "GET",
-                req.url,
-                headers=headers,
+                op.url,
+                headers=op.headers,
                 timeout=self.timeout,
                 retries=_redirects(),
                 preload_content=False,
                 decode_content=False,
             )
         except urllib3.exceptions.HTTPError as exc:
-            raise _Attempt(_network_error(exc, req.url), 0, None) from None
+            raise _Attempt(_network_error(exc, op.url), 0, None) from None
         try:
-            return self._receive(req, claim, part, offset, validator, response)
+            return self._receive(op, response)
         except BaseException:
             # The body may be unread (cancelled, restarted, failed): a pooled connection with
             # bytes still in flight would hand them to the next request.
@@ -408,26 +474,10 @@ class Transferer:
         finally:
             response.release_conn()
 
-    def _receive(
-        self,
-        req: TransferRequest,
-        claim: Multihash | None,
-        part: Path,
-        offset: int,
-        validator: str | None,
-        response: urllib3.BaseHTTPResponse,
-    ) -> _Outcome:
+    def _receive(self, op: _Get, response: urllib3.BaseHTTPResponse) -> _Outcome:
         if response.status not in (200, 206):
             response.drain_conn()
-        sink = self._begin(
-            req,
-            claim,
-            part,
-            offset,
-            validator,
-            response.status,
-            urllib3.HTTPHeaderDict(response.headers),
-        )
+        sink = op.begin(response.status, urllib3.HTTPHeaderDict(response.headers))
         try:
             try:
                 # read1 hands over what has arrived: a reset loses nothing already received,
@@ -435,10 +485,28 @@ class Transferer:
                 while chunk := response.read1(CHUNK, decode_content=sink.decode):
                     sink.write(chunk)
             except urllib3.exceptions.HTTPError as exc:
-                sink.fail(_network_error(exc, req.url))
+                sink.fail(_network_error(exc, op.url))
             return sink.finish()
         finally:
             sink.close()
+
+    def _urllib3_head(self, op: _Head) -> tuple[int, urllib3.HTTPHeaderDict]:
+        try:
+            response = self.pool.request(
+                "HEAD",
+                op.url,
+                headers=op.headers,
+                timeout=self.timeout,
+                retries=_redirects(),
+                preload_content=False,
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            raise _NetworkFailure(_network_error(exc, op.url)) from None
+        # An unread HEAD response leaves http.client "busy": the pooled connection would fail
+        # the next request sent on it.
+        response.drain_conn()
+        response.release_conn()
+        return response.status, urllib3.HTTPHeaderDict(response.headers)
 
     def _begin(
         self,
@@ -449,6 +517,7 @@ class Transferer:
         validator: str | None,
         status: int,
         headers: urllib3.HTTPHeaderDict,
+        state: FetchState,
     ) -> _Sink:
         """Judge a response by its status and headers; open the ``.part`` for its body.
 
@@ -489,9 +558,9 @@ class Transferer:
             new_validator = None  # decoded bytes cannot be resumed by encoded offsets
         if self.on_started is not None:
             if total is not None and total < RECORD_PARTIAL_FROM:
-                self._deferred_start = (req, new_validator, total)
+                state.deferred_start = (req, new_validator, total)
             else:
-                self._deferred_start = None
+                state.deferred_start = None
                 self.on_started(req, new_validator, total)
         return _Sink(
             req,
@@ -683,67 +752,28 @@ class _CurlConnection:
 
     def head(self, url: str, headers: Mapping[str, str]) -> tuple[int, urllib3.HTTPHeaderDict]:
         """Status and headers of a HEAD request (raises :class:`_NetworkFailure`)."""
+        pending = self.start_head(_Head(url, dict(headers)))
+        return pending.complete(_perform(self.curl))
+
+    def get(self, op: _Get) -> _Outcome:
+        """GET, judged by ``op.begin``; the outcome, or the exception that ended it."""
+        pending = self.start_get(op)
+        return pending.complete(_perform(self.curl))
+
+    def start_head(self, op: _Head) -> _CurlHead:
+        """Set the handle up for ``op``; the caller performs it, then calls ``complete``."""
         reply = _Reply()
-        curl = self.curl
-        self._prepare(url, headers, reply)
-        curl.setopt(pycurl.NOBODY, 1)
-        try:
-            curl.perform()
-        except pycurl.error as exc:
-            raise _NetworkFailure(_curl_error(exc, url)) from None
-        finally:
-            curl.setopt(pycurl.NOBODY, 0)
-            curl.setopt(pycurl.HTTPGET, 1)
-        _log_request("HEAD", url, headers, reply.status)
-        return reply.status, reply.headers()
+        self._prepare(op.url, op.headers, reply)
+        self.curl.setopt(pycurl.NOBODY, 1)
+        return _CurlHead(self.curl, op, reply)
 
-    def get(
-        self,
-        url: str,
-        headers: Mapping[str, str],
-        begin: Callable[[int, urllib3.HTTPHeaderDict], _Sink],
-    ) -> _Outcome:
-        """GET ``url``; ``begin`` judges the final response's headers and returns the sink."""
+    def start_get(self, op: _Get) -> _CurlGet:
+        """Set the handle up for ``op``; the caller performs it, then calls ``complete``."""
         reply = _Reply()
-        sink: _Sink | None = None
-        decoder: Any = None
-        failure: BaseException | None = None
-
-        def on_body(data: bytes) -> int | None:
-            nonlocal sink, decoder, failure
-            try:
-                if sink is None:
-                    sink = begin(reply.status, reply.headers())
-                    decoder = _decoder(sink) if sink.decode else None
-                sink.write(decoder.decompress(data) if decoder is not None else data)
-            except BaseException as exc:
-                failure = exc
-                return 0  # makes libcurl abort the transfer
-            return None
-
-        self._prepare(url, headers, reply)
-        self.curl.setopt(pycurl.WRITEFUNCTION, on_body)
-        try:
-            try:
-                self.curl.perform()
-            except pycurl.error as exc:
-                if failure is not None:
-                    raise failure from None
-                error = _curl_error(exc, url)
-                if sink is None:
-                    raise _Attempt(error, 0, None) from None
-                sink.fail(error)
-            _log_request("GET", url, headers, reply.status)
-            if failure is not None:
-                raise failure
-            if sink is None:  # an answer without a body (304, 416, a HEAD-like 404)
-                sink = begin(reply.status, reply.headers())
-            elif decoder is not None:
-                sink.write(decoder.flush())
-            return sink.finish()
-        finally:
-            if sink is not None:
-                sink.close()
+        self._prepare(op.url, op.headers, reply)
+        pending = _CurlGet(op, reply)
+        self.curl.setopt(pycurl.WRITEFUNCTION, pending.on_body)
+        return pending
 
     def _prepare(self, url: str, headers: Mapping[str, str], reply: _Reply) -> None:
         curl = self.curl
@@ -753,6 +783,229 @@ class _CurlConnection:
             [f"{k}: {v}" for k, v in headers.items() if k.lower() != "user-agent"],
         )
         curl.setopt(pycurl.HEADERFUNCTION, reply.on_header)
+
+
+def _perform(curl: Any) -> Any:
+    """Run ``curl`` to its end in this thread; the libcurl error it ended with, or ``None``."""
+    try:
+        curl.perform()
+    except pycurl.error as exc:
+        return exc
+    return None
+
+
+class _CurlHead:
+    """A HEAD request on a curl handle, waiting for libcurl to carry it out."""
+
+    def __init__(self, curl: Any, op: _Head, reply: _Reply):
+        self.curl, self.op, self.reply = curl, op, reply
+
+    def complete(self, error: Any) -> tuple[int, urllib3.HTTPHeaderDict]:
+        """libcurl is done (``error``: how it failed, or ``None``): the answer, or raise."""
+        self.abandon()
+        if error is not None:
+            raise _NetworkFailure(_curl_error(error, self.op.url)) from None
+        _log_request("HEAD", self.op.url, self.op.headers, self.reply.status)
+        return self.reply.status, self.reply.headers()
+
+    def abandon(self) -> None:
+        """Make the handle a GET handle again."""
+        self.curl.setopt(pycurl.NOBODY, 0)
+        self.curl.setopt(pycurl.HTTPGET, 1)
+
+
+class _CurlGet:
+    """A GET on a curl handle: its body goes through ``op.begin``'s sink as it arrives."""
+
+    def __init__(self, op: _Get, reply: _Reply):
+        self.op, self.reply = op, reply
+        self.sink: _Sink | None = None
+        self.decoder: Any = None
+        self.failure: BaseException | None = None
+
+    def on_body(self, data: bytes) -> int | None:
+        """libcurl's write callback: an exception here is kept, and 0 aborts the transfer."""
+        try:
+            if self.sink is None:
+                self.sink = self.op.begin(self.reply.status, self.reply.headers())
+                self.decoder = _decoder(self.sink) if self.sink.decode else None
+            sink = self.sink
+            sink.write(self.decoder.decompress(data) if self.decoder is not None else data)
+        except BaseException as exc:
+            self.failure = exc
+            return 0
+        return None
+
+    def complete(self, error: Any) -> _Outcome:
+        """libcurl is done (``error``: how it failed, or ``None``): the outcome, or raise."""
+        try:
+            if error is not None:
+                if self.failure is not None:
+                    raise self.failure from None
+                failure = _curl_error(error, self.op.url)
+                if self.sink is None:
+                    raise _Attempt(failure, 0, None) from None
+                self.sink.fail(failure)
+            _log_request("GET", self.op.url, self.op.headers, self.reply.status)
+            if self.failure is not None:
+                raise self.failure
+            if self.sink is None:  # an answer without a body (304, 416, a HEAD-like 404)
+                self.sink = self.op.begin(self.reply.status, self.reply.headers())
+            elif self.decoder is not None:
+                self.sink.write(self.decoder.flush())
+            return self.sink.finish()
+        finally:
+            if self.sink is not None:
+                self.sink.close()
+
+    def abandon(self) -> None:
+        """The transfer will not complete (the run stops): close the part file."""
+        if self.sink is not None:
+            self.sink.close()
+
+
+@dataclass
+class _Task:
+    steps: Steps[Any]
+    conn: _CurlConnection
+
+
+class CurlMulti:
+    """Many transfers at once on one libcurl multi handle, all driven by one thread.
+
+    A task is a generator of steps (:meth:`Transferer.fetch_steps` and what calls it). It
+    holds one easy handle while it lives; the handles share libcurl's connection cache, so
+    connections stay alive across tasks. libcurl moves the bytes without the GIL, and no
+    thread waits on another: at thousands of small files per second this is several times
+    cheaper than one blocking transfer per thread. ``on_exit`` hears how each task ended
+    (``None``, or the exception that escaped it).
+    """
+
+    def __init__(
+        self,
+        transferer: Transferer,
+        slots: int,
+        on_exit: Callable[[BaseException | None], None],
+    ):
+        assert pycurl is not None
+        self.stop = transferer.stop
+        self.on_exit = on_exit
+        self.multi = pycurl.CurlMulti()
+        self._idle = [
+            _CurlConnection(transferer.connect_timeout, transferer.read_timeout)
+            for _ in range(max(1, slots))
+        ]
+        self._waiting: dict[int, tuple[_Task, _CurlGet | _CurlHead]] = {}  # by id(handle)
+        self._sleeping: list[tuple[float, int, _Task]] = []
+        self._order = itertools.count()
+        self.active = 0
+
+    @property
+    def free(self) -> int:
+        """How many more tasks fit."""
+        return len(self._idle)
+
+    def submit(self, steps: Steps[Any]) -> None:
+        """Start a task (there must be a free slot)."""
+        task = _Task(steps, self._idle.pop())
+        self.active += 1
+        self._advance(task, None, None)
+
+    def poll(self, timeout: float) -> None:
+        """Move every task on; wait up to ``timeout`` seconds for the network first."""
+        if self.stop.is_set():
+            self.cancel_all()
+            return
+        wait = timeout
+        libcurl_wants = self.multi.timeout()  # ms until libcurl has timers to run; -1: none
+        if libcurl_wants >= 0:
+            wait = min(wait, libcurl_wants / 1000)
+        if self._sleeping:
+            wait = max(0.0, min(wait, self._sleeping[0][0] - time.monotonic()))
+        if self._waiting:
+            self.multi.select(wait)
+        elif wait > 0:
+            self.stop.wait(wait)
+        while True:
+            code, _running = self.multi.perform()
+            if code != pycurl.E_CALL_MULTI_PERFORM:
+                break
+        while True:
+            queued, done, failed = self.multi.info_read()
+            for curl in done:
+                self._completed(curl, None)
+            for curl, code, message in failed:
+                self._completed(curl, pycurl.error(code, message))
+            if not queued:
+                break
+        now = time.monotonic()
+        while self._sleeping and self._sleeping[0][0] <= now:
+            _, _, task = heapq.heappop(self._sleeping)
+            self._advance(task, None, None)
+
+    def cancel_all(self) -> None:
+        """The run stops: every task hears :class:`Cancelled` (their ``.part`` files stay)."""
+        while self._waiting or self._sleeping:
+            for key, (task, pending) in list(self._waiting.items()):
+                del self._waiting[key]
+                self.multi.remove_handle(task.conn.curl)
+                pending.abandon()
+                self._advance(task, None, Cancelled())
+            while self._sleeping:
+                _, _, task = heapq.heappop(self._sleeping)
+                self._advance(task, None, Cancelled())
+
+    def close(self) -> None:
+        """Cancel what is left and free every handle."""
+        self.cancel_all()
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
+        self.multi.close()
+
+    def _completed(self, curl: Any, error: Any) -> None:
+        task, pending = self._waiting.pop(id(curl))
+        self.multi.remove_handle(curl)
+        try:
+            value = pending.complete(error)
+        except BaseException as exc:  # the task's steps decide what it means
+            self._advance(task, None, exc)
+        else:
+            self._advance(task, value, None)
+
+    def _advance(self, task: _Task, value: Any, error: BaseException | None) -> None:
+        """Send the task its last operation's result; start its next operation."""
+        while True:
+            try:
+                op = task.steps.throw(error) if error is not None else task.steps.send(value)
+            except StopIteration:
+                self._end(task, None)
+                return
+            except BaseException as exc:  # handed to on_exit
+                self._end(task, exc)
+                return
+            value, error = None, None
+            if isinstance(op, _Sleep):
+                if self.stop.is_set():
+                    error = Cancelled()
+                    continue
+                wake = time.monotonic() + op.seconds
+                heapq.heappush(self._sleeping, (wake, next(self._order), task))
+                return
+            try:
+                conn = task.conn
+                pending = conn.start_head(op) if isinstance(op, _Head) else conn.start_get(op)
+                self.multi.add_handle(conn.curl)
+            except BaseException as exc:  # the task's steps decide what it means
+                error = exc
+                continue
+            self._waiting[id(conn.curl)] = (task, pending)
+            return
+
+    def _end(self, task: _Task, error: BaseException | None) -> None:
+        self._idle.append(task.conn)
+        self.active -= 1
+        self.on_exit(error)
 
 
 class _Reply:
