@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,13 +26,17 @@ from mlhub_sync.http import USER_AGENT
 from mlhub_sync.retry import RetryPolicy
 from mlhub_sync.transfer import (
     Cancelled,
+    CurlMulti,
     StartedCallback,
+    Steps,
     Transferer,
     TransferRequest,
     TransferResult,
     copy_or_link,
 )
 from tests.support.server import Fault, RequestRecord, TestServer
+
+T = TypeVar("T")
 
 SIZE = 300_000  # several of the server's 64 KiB chunks
 BLOB = "/blobs/ds/item/image.tif"
@@ -94,6 +98,36 @@ def closed_port() -> int:
     return port
 
 
+class MultiDriven(Transferer):
+    """Runs each fetch and HEAD through one :class:`CurlMulti`, as the executor's drivers do
+    (one runner for the transferer's life: its connections are kept alive between fetches)."""
+
+    _runner: CurlMulti | None = None
+    _ended: list[BaseException | None]
+
+    def drive(self, steps: Steps[T]) -> T:
+        if self._runner is None:
+            self._ended = []
+            self._runner = CurlMulti(self, 1, self._ended.append)
+        self._ended.clear()
+        values: list[T] = []
+
+        def task() -> Steps[None]:
+            values.append((yield from steps))
+
+        self._runner.submit(task())
+        while self._runner.active:
+            self._runner.poll(0.2)
+        if self._ended[0] is not None:
+            raise self._ended[0]
+        return values[0]
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+        super().close()
+
+
 class Env:
     """A served blob tree under ``tmp_path`` plus factories for servers and transferers."""
 
@@ -126,14 +160,15 @@ class Env:
         stop: threading.Event | None = None,
         on_started: StartedCallback | None = None,
     ) -> Transferer:
-        transferer = Transferer(
+        kind = MultiDriven if self.backend == "curl-multi" else Transferer
+        transferer = kind(
             policy=RetryPolicy(max_retries=max_retries, backoff=0.01, max_backoff=0.05),
             connect_timeout=2.0,
             read_timeout=read_timeout,
             stop=stop or threading.Event(),
             rand=random.Random(0).random,
             on_started=on_started,
-            backend=self.backend,
+            backend="curl" if self.backend == "curl-multi" else self.backend,
         )
         self._transferers.append(transferer)
         return transferer
@@ -148,9 +183,10 @@ class Env:
             server.stop()
 
 
-@pytest.fixture(params=["urllib3", "curl"])
+@pytest.fixture(params=["urllib3", "curl", "curl-multi"])
 def env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Env]:
-    """Every transfer test runs on both HTTP backends: they must keep the same rules."""
+    """Every transfer test runs on both HTTP backends, and libcurl also through the multi
+    driver the executor uses: they must keep the same rules."""
     environment = Env(tmp_path, request.param)
     try:
         yield environment
@@ -393,12 +429,33 @@ def test_stop_during_a_backoff_cancels(env: Env) -> None:
     server = env.server()
     server.add_fault(BLOB, Fault("status", status=503, retry_after="30"))
     stop = threading.Event()
-    stop.set()
+
+    def stop_once_answered() -> None:  # the transfer is then in its 30 s backoff
+        deadline = time.monotonic() + 10
+        while not server.count(BLOB) and time.monotonic() < deadline:
+            time.sleep(0.01)  # polling with a deadline, not a fixed wait
+        stop.set()
+
+    stopper = threading.Thread(target=stop_once_answered)
+    stopper.start()
     started = time.monotonic()
-    with pytest.raises(Cancelled):
-        fetch(env, server, transferer=env.transferer(stop=stop))
+    try:
+        with pytest.raises(Cancelled):
+            fetch(env, server, transferer=env.transferer(stop=stop))
+    finally:
+        stopper.join()
     assert time.monotonic() - started < 5
     assert statuses(gets(server)) == [503]
+
+
+def test_a_stopped_run_sends_nothing_more(env: Env) -> None:
+    server = env.server()
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        fetch(env, server, transferer=env.transferer(stop=stop))
+    if env.backend == "curl-multi":
+        assert gets(server) == []  # the driver looks at the stop before starting anything
 
 
 # --------------------------------------------------------------------------- 4. resume
