@@ -1189,6 +1189,8 @@ def _redirects() -> urllib3.Retry:
 
 
 def _host_headers(url: str) -> dict[str, str]:
+    if _AZURE_HOST not in url.lower():
+        return {}  # the common case, without parsing the URL
     host = urlsplit(url).hostname or ""
     # Old Azure storage versions answer open-ended Range requests with 200 (MLHUB_API.md).
     return {"x-ms-version": "2021-06-08"} if host.endswith(_AZURE_HOST) else {}
