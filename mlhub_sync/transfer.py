@@ -19,6 +19,7 @@ the output raise :class:`FatalLocalError`, which stops the whole run.
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import hashlib
 import heapq
@@ -26,6 +27,7 @@ import itertools
 import logging
 import math
 import os
+import queue
 import re
 import shutil
 import threading
@@ -61,9 +63,13 @@ RECORD_PARTIAL_FROM = 1 << 20
 # libcurl's receive buffer: the body reaches Python (write, hash) in blocks up to this size;
 # libcurl's default of 16 KiB means 64 Python callbacks per MiB.
 CURL_BUFFER = 1 << 20
+SLOW_SYNC_SECONDS = 0.0005  # an fsync slower than this on average moves to helper threads
+SYNC_THREADS = 8
+SYNC_POLL_SECONDS = 0.002  # how often a driver with fsyncs in flight looks for them
 FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM})
 ETAG_DISTRUST_AFTER = 3  # different assets whose ETag proved not to be their MD5
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+_UNSATISFIED_RANGE = re.compile(r"bytes \*/(\d+)$")
 _AZURE_HOST = ".blob.core.windows.net"
 
 
@@ -124,13 +130,20 @@ class _Head:
 
 
 @dataclass(frozen=True)
+class _Sync:
+    """Make a verified ``.part`` durable (fsync) before it is renamed into place."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
 class _Sleep:
     """Wait ``seconds`` (a backoff); a stopping run raises :class:`Cancelled` instead."""
 
     seconds: float
 
 
-Op = _Get | _Head | _Sleep
+Op = _Get | _Head | _Sleep | _Sync
 Steps = Generator[Op, Any, T]
 
 
@@ -283,6 +296,9 @@ class Transferer:
             if self.stop.wait(op.seconds):
                 raise Cancelled()
             return None
+        if isinstance(op, _Sync):
+            _sync_file(op.path)
+            return None
         if isinstance(op, _Head):
             if self._curl is not None:
                 return self._curl.head(op.url, op.headers)
@@ -407,6 +423,7 @@ class Transferer:
                     if len(misses) >= ETAG_DISTRUST_AFTER:
                         log.info("%s: ETags are not MD5s on this host; not using them", host)
                         self._etag_not_md5.add(host)
+                    yield _Sync(part)
                     return self._finish(
                         req, part, outcome, "size", mismatch.md5, transferred, attempts, resumed
                     )
@@ -427,6 +444,7 @@ class Transferer:
             except TransferError:
                 _discard(part)  # an HTML page or an unverifiable file: nothing worth resuming
                 raise
+            yield _Sync(part)
             return self._finish(
                 req, part, outcome, verified_by, md5, transferred, attempts, resumed
             )
@@ -526,6 +544,13 @@ class Transferer:
         """
         if status not in (200, 206):
             if status == 416 and offset:
+                if _part_is_whole_file(req, claim, headers, offset, validator):
+                    # A run stopped between the last byte and the rename: verify the part as
+                    # it is rather than fetching the file again.
+                    hashes = _Hashes(claim, req.checksum_mode != "off")
+                    return _Sink(
+                        req, part, offset, offset, validator, headers, 206, False, hashes, self.stop
+                    )
                 raise _Restart("the part is larger than the remote file", free=True)
             raise _Attempt(_status_error(status, headers, req.url), 0, None)
         etag = headers.get("ETag")
@@ -886,8 +911,11 @@ class CurlMulti:
         transferer: Transferer,
         slots: int,
         on_exit: Callable[[BaseException | None], None],
+        *,
+        inline_sync_below: float = SLOW_SYNC_SECONDS,
     ):
         assert pycurl is not None
+        self.inline_sync_below = inline_sync_below
         self.stop = transferer.stop
         self.on_exit = on_exit
         self.multi = pycurl.CurlMulti()
@@ -899,6 +927,12 @@ class CurlMulti:
         self._sleeping: list[tuple[float, int, _Task]] = []
         self._order = itertools.count()
         self.active = 0
+        # fsync runs in this thread while it is cheap (tmpfs, a fast SSD); on a disk where it
+        # takes milliseconds it would stall every transfer here, so it moves to helpers.
+        self._sync_seconds = 0.0  # moving average of inline fsyncs
+        self._sync_pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._synced: queue.SimpleQueue[tuple[_Task, BaseException | None]] = queue.SimpleQueue()
+        self._syncing = 0
 
     @property
     def free(self) -> int:
@@ -922,6 +956,8 @@ class CurlMulti:
             wait = min(wait, libcurl_wants / 1000)
         if self._sleeping:
             wait = max(0.0, min(wait, self._sleeping[0][0] - time.monotonic()))
+        if self._syncing:
+            wait = min(wait, SYNC_POLL_SECONDS)
         if self._waiting:
             self.multi.select(wait)
         elif wait > 0:
@@ -942,10 +978,24 @@ class CurlMulti:
         while self._sleeping and self._sleeping[0][0] <= now:
             _, _, task = heapq.heappop(self._sleeping)
             self._advance(task, None, None)
+        self._collect_synced(block=False)
+
+    def _collect_synced(self, block: bool) -> None:
+        while self._syncing:
+            try:
+                task, error = self._synced.get(timeout=1.0) if block else self._synced.get_nowait()
+            except queue.Empty:
+                return
+            self._syncing -= 1
+            self._advance(task, None, error)
+            block = False
 
     def cancel_all(self) -> None:
-        """The run stops: every task hears :class:`Cancelled` (their ``.part`` files stay)."""
-        while self._waiting or self._sleeping:
+        """The run stops: every task hears :class:`Cancelled` (their ``.part`` files stay).
+
+        A file being synced has been verified: it finishes (renamed into place) first."""
+        while self._waiting or self._sleeping or self._syncing:
+            self._collect_synced(block=True)
             for key, (task, pending) in list(self._waiting.items()):
                 del self._waiting[key]
                 self.multi.remove_handle(task.conn.curl)
@@ -958,10 +1008,38 @@ class CurlMulti:
     def close(self) -> None:
         """Cancel what is left and free every handle."""
         self.cancel_all()
+        if self._sync_pool is not None:
+            self._sync_pool.shutdown(wait=True)
         for conn in self._idle:
             conn.close()
         self._idle.clear()
         self.multi.close()
+
+    def _sync(self, task: _Task, path: Path) -> bool:
+        """fsync ``path`` now (True), or hand it to a helper thread (False: the task waits)."""
+        if self._sync_seconds < self.inline_sync_below:
+            started = time.perf_counter()
+            _sync_file(path)
+            took = time.perf_counter() - started
+            self._sync_seconds += (took - self._sync_seconds) / 8
+            return True
+        if self._sync_pool is None:
+            took = 1000 * self._sync_seconds
+            log.debug("fsync takes %.1f ms here: syncing in helper threads", took)
+            self._sync_pool = concurrent.futures.ThreadPoolExecutor(
+                SYNC_THREADS, thread_name_prefix="mlhub-sync-fsync"
+            )
+        self._syncing += 1
+        self._sync_pool.submit(self._sync_for, task, path)
+        return False
+
+    def _sync_for(self, task: _Task, path: Path) -> None:
+        try:
+            _sync_file(path)
+        except BaseException as exc:  # handed to the task
+            self._synced.put((task, exc))
+        else:
+            self._synced.put((task, None))
 
     def _completed(self, curl: Any, error: Any) -> None:
         task, pending = self._waiting.pop(id(curl))
@@ -985,6 +1063,14 @@ class CurlMulti:
                 self._end(task, exc)
                 return
             value, error = None, None
+            if isinstance(op, _Sync):
+                try:
+                    if self._sync(task, op.path):
+                        continue  # done inline: on with the task
+                except BaseException as exc:  # the task's steps decide what it means
+                    error = exc
+                    continue
+                return  # a helper thread syncs it; poll() picks the task up again
             if isinstance(op, _Sleep):
                 if self.stop.is_set():
                     error = Cancelled()
@@ -1122,11 +1208,11 @@ class _Sink:
         raise _Attempt(error, self.received, self.validator) from None
 
     def finish(self) -> _Outcome:
-        """The body is complete: make it durable and check its length."""
+        """The body is complete: check its length (a verified file is synced by ``_Sync``)."""
         assert self.fd is not None
-        os.fsync(self.fd)
         size = self.offset + self.received
         if not self.decode and self.total is not None and size != self.total:
+            os.fsync(self.fd)  # kept for a resume: its bytes must be on disk
             raise _Attempt(
                 TransferError(
                     f"got {size} of {self.total} bytes",
@@ -1207,6 +1293,18 @@ def _part_size(part: Path) -> int:
         return 0
 
 
+def _sync_file(path: Path) -> None:
+    """fsync the file at ``path`` (through a new descriptor: fsync applies to the inode)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _local_error(exc, path) from exc
+
+
 def _create_fresh(part: Path) -> int:
     """Open a new, empty ``part`` on a fresh inode.
 
@@ -1259,6 +1357,32 @@ def _write_all(fd: int, data: bytes, part: Path) -> None:
 def _range_start(headers: Mapping[str, str]) -> int | None:
     match = _CONTENT_RANGE.match(headers.get("Content-Range", ""))
     return int(match.group(1)) if match else None
+
+
+def _part_is_whole_file(
+    req: TransferRequest,
+    claim: Multihash | None,
+    headers: Mapping[str, str],
+    offset: int,
+    validator: str | None,
+) -> bool:
+    """A 416 to ``Range: bytes={offset}-`` says the part may already be the whole file.
+
+    Only when the server's size is exactly the part's, and there is evidence that it is the
+    same version: the server's ETag equal to the part's (strong) validator, or a checksum
+    that will verify the bytes. Anything else starts over, as before.
+    """
+    match = _UNSATISFIED_RANGE.match(headers.get("Content-Range", ""))
+    if match is None or int(match.group(1)) != offset:
+        return False
+    if req.size is not None and req.size != offset:
+        return False
+    etag = headers.get("ETag")
+    strong = validator is not None and _strong(validator)
+    if etag and strong and etag != validator:
+        return False  # the file changed since the part was written
+    has_checksum = claim is not None and req.checksum_mode != "off"
+    return bool(etag and strong) or has_checksum
 
 
 def _total_size(headers: Mapping[str, str], status: int) -> int | None:

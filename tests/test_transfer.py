@@ -104,11 +104,14 @@ class MultiDriven(Transferer):
 
     _runner: CurlMulti | None = None
     _ended: list[BaseException | None]
+    inline_sync_below = 1.0  # fsync in the driver thread
 
     def drive(self, steps: Steps[T]) -> T:
         if self._runner is None:
             self._ended = []
-            self._runner = CurlMulti(self, 1, self._ended.append)
+            self._runner = CurlMulti(
+                self, 1, self._ended.append, inline_sync_below=self.inline_sync_below
+            )
         self._ended.clear()
         values: list[T] = []
 
@@ -126,6 +129,12 @@ class MultiDriven(Transferer):
         if self._runner is not None:
             self._runner.close()
         super().close()
+
+
+class MultiDrivenSyncInHelpers(MultiDriven):
+    """The same, with every fsync in a helper thread (as on a disk where fsync is slow)."""
+
+    inline_sync_below = 0.0
 
 
 class Env:
@@ -160,7 +169,8 @@ class Env:
         stop: threading.Event | None = None,
         on_started: StartedCallback | None = None,
     ) -> Transferer:
-        kind = MultiDriven if self.backend == "curl-multi" else Transferer
+        kinds = {"curl-multi": MultiDriven, "curl-multi-fsync-helpers": MultiDrivenSyncInHelpers}
+        kind = kinds.get(self.backend, Transferer)
         transferer = kind(
             policy=RetryPolicy(max_retries=max_retries, backoff=0.01, max_backoff=0.05),
             connect_timeout=2.0,
@@ -168,7 +178,7 @@ class Env:
             stop=stop or threading.Event(),
             rand=random.Random(0).random,
             on_started=on_started,
-            backend="curl" if self.backend == "curl-multi" else self.backend,
+            backend="curl" if self.backend.startswith("curl") else self.backend,
         )
         self._transferers.append(transferer)
         return transferer
@@ -183,10 +193,10 @@ class Env:
             server.stop()
 
 
-@pytest.fixture(params=["urllib3", "curl", "curl-multi"])
+@pytest.fixture(params=["urllib3", "curl", "curl-multi", "curl-multi-fsync-helpers"])
 def env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Env]:
     """Every transfer test runs on both HTTP backends, and libcurl also through the multi
-    driver the executor uses: they must keep the same rules."""
+    driver the executor uses (fsync in the driver, and in helper threads): the same rules."""
     environment = Env(tmp_path, request.param)
     try:
         yield environment
@@ -454,7 +464,7 @@ def test_a_stopped_run_sends_nothing_more(env: Env) -> None:
     stop.set()
     with pytest.raises(Cancelled):
         fetch(env, server, transferer=env.transferer(stop=stop))
-    if env.backend == "curl-multi":
+    if env.backend.startswith("curl-multi"):
         assert gets(server) == []  # the driver looks at the stop before starting anything
 
 
@@ -586,6 +596,50 @@ def test_part_larger_than_the_remote_file_restarts_from_zero(env: Env) -> None:
     assert first.status == 416
     assert "range" not in second.headers
     assert second.status == 200
+    assert result.transferred == SIZE
+
+
+def test_a_complete_part_with_the_same_etag_is_kept_without_refetching(env: Env) -> None:
+    """A run killed between the last byte and the rename: the next one asks for the rest,
+    hears 416 "nothing left" for the same version, and renames the part it has."""
+    server = env.server(etag_style="md5")
+    env.dest().parent.mkdir(parents=True)
+    part_of(env.dest()).write_bytes(env.data)
+    result = fetch(env, server, resume_validator=f'"{md5_hex(env.data)}"')
+
+    assert_complete(env)
+    [record] = gets(server)
+    assert (record.headers["range"], record.status) == (f"bytes={SIZE}-", 416)
+    assert (result.transferred, result.resumed, result.size) == (0, True, SIZE)
+
+
+def test_a_complete_part_is_verified_by_its_checksum_before_it_is_kept(env: Env) -> None:
+    server = env.server(etag_style="md5")
+    env.dest().parent.mkdir(parents=True)
+    wrong = bytes(reversed(env.data))  # the right length, the wrong bytes
+    part_of(env.dest()).write_bytes(wrong)
+    result = fetch(
+        env, server, resume_validator=f'"{md5_hex(env.data)}"', checksum=md5_multihash(env.data)
+    )
+
+    assert_complete(env)
+    first, second = gets(server)
+    assert first.status == 416
+    assert ("range" not in second.headers, second.status) == (True, 200)
+    assert result.verified_by == "file:checksum"
+    assert result.transferred == SIZE
+
+
+def test_a_complete_part_without_evidence_is_fetched_again(env: Env) -> None:
+    server = env.server(etag_style="none")  # no ETag, no checksum: nothing vouches for it
+    env.dest().parent.mkdir(parents=True)
+    part_of(env.dest()).write_bytes(env.data)
+    served = env.root / BLOB.lstrip("/")
+    last_modified = formatdate(served.stat().st_mtime, usegmt=True)
+    result = fetch(env, server, resume_validator=last_modified)
+
+    assert_complete(env)
+    assert statuses(gets(server)) == [416, 200]
     assert result.transferred == SIZE
 
 
