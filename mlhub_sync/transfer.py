@@ -63,7 +63,7 @@ RECORD_PARTIAL_FROM = 1 << 20
 # libcurl's receive buffer: the body reaches Python (write, hash) in blocks up to this size;
 # libcurl's default of 16 KiB means 64 Python callbacks per MiB.
 CURL_BUFFER = 1 << 20
-SLOW_SYNC_SECONDS = 0.0005  # an fsync slower than this on average moves to helper threads
+SLOW_SYNC_SECONDS = 0.0001  # an fsync slower than this on average moves to helper threads
 SYNC_THREADS = 8
 SYNC_POLL_SECONDS = 0.002  # how often a driver with fsyncs in flight looks for them
 FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM})
@@ -147,6 +147,32 @@ Op = _Get | _Head | _Sleep | _Sync
 Steps = Generator[Op, Any, T]
 
 
+class _Fsync:
+    """Where a verified file's fsync runs.
+
+    In the thread that received it while fsync is cheap (tmpfs, a fast SSD: microseconds).
+    Where it is measured slow and a driver offers helper threads (``helpers``), the transfer
+    yields a :class:`_Sync` step instead, so one slow disk does not stall every transfer of
+    a driver thread.
+    """
+
+    def __init__(self, slow: float = SLOW_SYNC_SECONDS):
+        self.slow = slow
+        self.helpers = False
+        self.average = 0.0  # moving average of the fsyncs done here
+
+    def here(self, fd: int) -> bool:
+        """fsync ``fd`` now and return True, or return False: the caller yields a _Sync."""
+        if self.helpers and self.average >= self.slow:
+            return False
+        started = time.perf_counter()
+        os.fsync(fd)
+        self.average += (time.perf_counter() - started - self.average) / 8
+        if self.helpers and self.average >= self.slow:
+            log.debug("fsync takes %.2f ms here: syncing in helper threads", 1000 * self.average)
+        return True
+
+
 @dataclass
 class FetchState:
     """What one fetch knows about itself, for its caller (one per concurrent transfer)."""
@@ -216,6 +242,7 @@ class Transferer:
         self.on_started = on_started
         self.pool = pool or new_pool()
         self.attempts = 0  # attempts of the latest fetch, for the error report
+        self.fsync = _Fsync()
         self._dirs: set[str] = set()
         # Hosts whose 32-hex ETags proved not to be MD5s (SSE-KMS / SSE-C uploads look alike).
         self._etag_not_md5: set[str] = set()
@@ -423,7 +450,8 @@ class Transferer:
                     if len(misses) >= ETAG_DISTRUST_AFTER:
                         log.info("%s: ETags are not MD5s on this host; not using them", host)
                         self._etag_not_md5.add(host)
-                    yield _Sync(part)
+                    if not outcome.synced:
+                        yield _Sync(part)
                     return self._finish(
                         req, part, outcome, "size", mismatch.md5, transferred, attempts, resumed
                     )
@@ -444,7 +472,8 @@ class Transferer:
             except TransferError:
                 _discard(part)  # an HTML page or an unverifiable file: nothing worth resuming
                 raise
-            yield _Sync(part)
+            if not outcome.synced:
+                yield _Sync(part)
             return self._finish(
                 req, part, outcome, verified_by, md5, transferred, attempts, resumed
             )
@@ -549,7 +578,17 @@ class Transferer:
                     # it is rather than fetching the file again.
                     hashes = _Hashes(claim, req.checksum_mode != "off")
                     return _Sink(
-                        req, part, offset, offset, validator, headers, 206, False, hashes, self.stop
+                        req,
+                        part,
+                        offset,
+                        offset,
+                        validator,
+                        headers,
+                        206,
+                        False,
+                        hashes,
+                        self.stop,
+                        self.fsync,
                     )
                 raise _Restart("the part is larger than the remote file", free=True)
             raise _Attempt(_status_error(status, headers, req.url), 0, None)
@@ -598,6 +637,7 @@ class Transferer:
             decode,
             _Hashes(claim, req.checksum_mode != "off"),
             self.stop,
+            self.fsync,
         )
 
     def _verify(
@@ -915,7 +955,8 @@ class CurlMulti:
         inline_sync_below: float = SLOW_SYNC_SECONDS,
     ):
         assert pycurl is not None
-        self.inline_sync_below = inline_sync_below
+        transferer.fsync.helpers = True
+        transferer.fsync.slow = inline_sync_below
         self.stop = transferer.stop
         self.on_exit = on_exit
         self.multi = pycurl.CurlMulti()
@@ -928,8 +969,7 @@ class CurlMulti:
         self._order = itertools.count()
         self.active = 0
         # fsync runs in this thread while it is cheap (tmpfs, a fast SSD); on a disk where it
-        # takes milliseconds it would stall every transfer here, so it moves to helpers.
-        self._sync_seconds = 0.0  # moving average of inline fsyncs
+        # is slow it would stall every transfer here, so it moves to helpers (see _Fsync).
         self._sync_pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._synced: queue.SimpleQueue[tuple[_Task, BaseException | None]] = queue.SimpleQueue()
         self._syncing = 0
@@ -1015,23 +1055,14 @@ class CurlMulti:
         self._idle.clear()
         self.multi.close()
 
-    def _sync(self, task: _Task, path: Path) -> bool:
-        """fsync ``path`` now (True), or hand it to a helper thread (False: the task waits)."""
-        if self._sync_seconds < self.inline_sync_below:
-            started = time.perf_counter()
-            _sync_file(path)
-            took = time.perf_counter() - started
-            self._sync_seconds += (took - self._sync_seconds) / 8
-            return True
+    def _sync(self, task: _Task, path: Path) -> None:
+        """Hand ``path``'s fsync to a helper thread; poll() resumes the task after it."""
         if self._sync_pool is None:
-            took = 1000 * self._sync_seconds
-            log.debug("fsync takes %.1f ms here: syncing in helper threads", took)
             self._sync_pool = concurrent.futures.ThreadPoolExecutor(
                 SYNC_THREADS, thread_name_prefix="mlhub-sync-fsync"
             )
         self._syncing += 1
         self._sync_pool.submit(self._sync_for, task, path)
-        return False
 
     def _sync_for(self, task: _Task, path: Path) -> None:
         try:
@@ -1064,12 +1095,7 @@ class CurlMulti:
                 return
             value, error = None, None
             if isinstance(op, _Sync):
-                try:
-                    if self._sync(task, op.path):
-                        continue  # done inline: on with the task
-                except BaseException as exc:  # the task's steps decide what it means
-                    error = exc
-                    continue
+                self._sync(task, op.path)
                 return  # a helper thread syncs it; poll() picks the task up again
             if isinstance(op, _Sleep):
                 if self.stop.is_set():
@@ -1171,8 +1197,10 @@ class _Sink:
         decode: bool,
         hashes: _Hashes,
         stop: threading.Event,
+        fsync: _Fsync,
     ):
         self.req, self.part, self.offset, self.total = req, part, offset, total
+        self.fsync = fsync
         self.validator, self.headers, self.status, self.decode = validator, headers, status, decode
         self.hashes, self.stop = hashes, stop
         self.received = 0
@@ -1208,7 +1236,7 @@ class _Sink:
         raise _Attempt(error, self.received, self.validator) from None
 
     def finish(self) -> _Outcome:
-        """The body is complete: check its length (a verified file is synced by ``_Sync``)."""
+        """The body is complete: check its length, and make it durable (or say it is not)."""
         assert self.fd is not None
         size = self.offset + self.received
         if not self.decode and self.total is not None and size != self.total:
@@ -1223,8 +1251,19 @@ class _Sink:
                 self.received,
                 self.validator,
             )
+        try:
+            synced = self.fsync.here(self.fd)
+        except OSError as exc:
+            raise _local_error(exc, self.part) from exc
         return _Outcome(
-            size, self.received, self.validator, self.hashes, self.headers, self.status, self.decode
+            size,
+            self.received,
+            self.validator,
+            self.hashes,
+            self.headers,
+            self.status,
+            self.decode,
+            synced,
         )
 
     def close(self) -> None:
@@ -1243,6 +1282,7 @@ class _Outcome:
     headers: Mapping[str, str]
     status: int
     decoded: bool
+    synced: bool = True  # False: the caller must sync it (a _Sync step) before the rename
 
 
 class _Attempt(Exception):  # noqa: N818 - internal: a failed attempt and what it achieved
