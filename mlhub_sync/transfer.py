@@ -63,7 +63,7 @@ RECORD_PARTIAL_FROM = 1 << 20
 # libcurl's receive buffer: the body reaches Python (write, hash) in blocks up to this size;
 # libcurl's default of 16 KiB means 64 Python callbacks per MiB.
 CURL_BUFFER = 1 << 20
-SLOW_SYNC_SECONDS = 0.0001  # an fsync slower than this on average moves to helper threads
+SLOW_SYNC_SECONDS = 0.0005  # an fsync slower than this on average moves to helper threads
 SYNC_THREADS = 8
 SYNC_POLL_SECONDS = 0.002  # how often a driver with fsyncs in flight looks for them
 FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM})
