@@ -1,5 +1,5 @@
-"""Transfer benchmarks (issue 5): mlhub-sync against curl, aria2c and radiant-mlhub 0.5.5,
-side by side, in one invocation, on one nginx server and one output disk.
+"""Transfer benchmarks (issue 5): mlhub-sync against curl, aria2c, wget2, stac-asset and
+radiant-mlhub 0.5.5, side by side, in one invocation, on one nginx server and one output disk.
 
     python benchmarks/run.py --quick                       # smoke run, about a minute
     python benchmarks/run.py                               # the full suite on /dev/shm
@@ -11,12 +11,14 @@ side by side, in one invocation, on one nginx server and one output disk.
 Scenarios (see benchmarks/README.md): S1 fresh apply 20,000 x 16 KiB; S2 fresh apply
 64 x 16 MiB; S3 no-op re-apply at 20k and at 1M assets; S4 `plan` from a fresh archive at 100k
 and 1M assets; S5 re-apply after 1% deleted and 1% truncated; S6 resume after SIGKILL halfway.
-The references get the same URL list (curl, aria2c) or the same emulated MLHub API
-(radiant-mlhub). Each configuration runs --runs times, interleaved (run 1 of every tool, then
-run 2, ...), and ratios are computed pair by pair within a round.
+The references get the same URL list (curl, aria2c, wget2), the same STAC items as an
+ItemCollection (stac-asset) or the same emulated MLHub API (radiant-mlhub). Each configuration
+runs --runs times, interleaved (run 1 of every tool, then run 2, ...), and ratios are computed
+pair by pair within a round.
 
 Prints Markdown tables and writes them with the raw measurements (JSON) under the output folder.
-Needs `benchmarks/setup.sh` first (nginx, curl, aria2c, the radiant-mlhub venv).
+Needs `benchmarks/setup.sh` first (nginx, curl, aria2c, wget2, the radiant-mlhub and stac-asset
+venvs).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from gen_assets import write_assets  # noqa: E402
-from gen_catalog import asset_md5, asset_names, collection_ids, generate  # noqa: E402
+from gen_catalog import asset_md5, asset_names, collection_ids, generate, item_doc  # noqa: E402
 
 KIB, MIB = 1024, 1 << 20
 API_KEY = "bench-dummy-key"
@@ -357,6 +359,16 @@ class Bench:
         )
         self.env.pop("MLHUB_PROFILE", None)
         self.radiant_python = Path(args.radiant_venv) / "bin" / "python"
+        self.stac_asset = Path(args.stac_asset_venv) / "bin" / "stac-asset"
+        self.use_wget2 = not args.no_wget2 and bool(shutil.which("wget2"))
+        self.use_stac_asset = not args.no_stac_asset and os.access(self.stac_asset, os.X_OK)
+        if not args.no_refs:
+            for name, wanted, found in (
+                ("wget2", not args.no_wget2, self.use_wget2),
+                (f"stac-asset ({self.stac_asset})", not args.no_stac_asset, self.use_stac_asset),
+            ):
+                if wanted and not found:
+                    log(f"WARNING: {name} not found (benchmarks/setup.sh installs it): skipped")
         # other versions or settings of mlhub-sync timed beside it: (label, extra environment)
         self.variants: list[tuple[str, dict[str, str]]] = []
         for src in args.compare_src:
@@ -500,18 +512,42 @@ class Bench:
     def mlhub_cmd(self, spec: Path, command: str = "apply") -> list[str]:
         return [sys.executable, "-m", "mlhub_sync", command, str(spec), "--json", "-q"]
 
-    def url_lists(self, ds: DatasetDef, dest: Path) -> tuple[Path, Path]:
-        """curl config and aria2c input files for `ds`, writing below `dest`."""
+    def url_lists(self, ds: DatasetDef, dest: Path) -> tuple[Path, Path, Path]:
+        """curl config, aria2c input and plain URL list (wget2) for `ds`, writing below `dest`
+        (wget2 gets the destination on its command line: `wget2_cmd`)."""
         lists = self.run_dir / "lists"
         lists.mkdir(exist_ok=True)
         curl, aria = lists / f"{ds.id}.curl", lists / f"{ds.id}.aria2"
+        urls = lists / f"{ds.id}.urls"
         base = f"{self.nginx.base}/blobs"
-        with curl.open("w") as c, aria.open("w") as a:
+        with curl.open("w") as c, aria.open("w") as a, urls.open("w") as u:
             for name in asset_names(ds.id, ds.assets, ds.per_item):
                 folder, _, leaf = name.rpartition("/")
                 c.write(f'url = "{base}/{name}"\noutput = "{dest}/{name}"\n')
                 a.write(f"{base}/{name}\n  dir={dest}/{folder}\n  out={leaf}\n")
-        return curl, aria
+                u.write(f"{base}/{name}\n")
+        return curl, aria, urls
+
+    def item_collection(self, ds: DatasetDef) -> Path:
+        """The data set's items as one STAC ItemCollection (a GeoJSON FeatureCollection), for
+        stac-asset: the documents of the catalog archive (`gen_catalog.item_doc`, same ids,
+        asset keys, absolute hrefs, sizes and checksums). Written once per invocation."""
+        lists = self.run_dir / "lists"
+        lists.mkdir(exist_ok=True)
+        path = lists / f"{ds.id}.items.json"
+        if path.exists():
+            return path
+        base = f"{self.nginx.base}/blobs"
+        collections = collection_ids(ds.id)
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as fh:
+            fh.write('{"type":"FeatureCollection","features":[')
+            for i in range(ds.assets // ds.per_item):
+                doc = item_doc(ds.id, collections[i % 4], i, ds.per_item, base, ds.size)
+                fh.write(("," if i else "") + json.dumps(doc, separators=(",", ":")))
+            fh.write("]}\n")
+        tmp.rename(path)
+        return path
 
     def curl_cmd(self, config: Path, n: int) -> list[str]:
         return [
@@ -548,24 +584,82 @@ class Bench:
             "--max-tries=3",
         ]
 
+    def wget2_cmd(self, urls: Path, dest: Path, n: int) -> list[str]:
+        """wget2 over keep-alive HTTP/1.1, `n` threads (one connection each). The URL path
+        `/blobs/{dataset}/...` lands at `dest/{dataset}/...` (host folder and `blobs/` cut),
+        where curl and aria2c write. Off: HTTP/2 (only negotiated over TLS anyway),
+        compression (`Accept-Encoding: identity`), robots.txt, extended attributes on every
+        file (on by default), HSTS/HPKP databases in the home folder, any wget2rc."""
+        return [
+            "wget2",
+            "--no-config",
+            f"--max-threads={n}",
+            f"--input-file={urls}",
+            "--force-directories",
+            "--no-host-directories",
+            "--cut-dirs=1",
+            f"--directory-prefix={dest}",
+            "--no-robots",
+            "--no-http2",
+            "--compression=identity",
+            "--no-xattr",
+            "--no-hsts",
+            "--no-hpkp",
+            "--tries=3",
+            "--quiet",
+        ]
+
+    def stac_asset_cmd(self, items: Path, dataset_dir: Path, n: int) -> list[str]:
+        """stac-asset over an ItemCollection. `-p ${collection}/${id}` puts each item's assets
+        (named after their hrefs) at `dataset_dir/{collection}/{item_id}/{key}.tif`, the same
+        paths as the others; `-q`: no progress bar and no item JSON on stdout. Streaming reads
+        (its default for HTTP) are kept: `--stream false` buffers whole files and was not
+        faster; above 100 downloads aiohttp's pool (100 connections) is the limit anyway."""
+        return [
+            str(self.stac_asset),
+            "download",
+            str(items),
+            str(dataset_dir),
+            "--path-template",
+            "${collection}/${id}",
+            f"--max-concurrent-downloads={n}",
+            "--quiet",
+        ]
+
     def radiant_cmd(self, ds: DatasetDef, out: Path) -> list[str]:
         return [str(self.radiant_python), "-c", RADIANT_SCRIPT, ds.id, str(out)]
 
     # --- checks ------------------------------------------------------------------------------
 
-    def check_tree(self, dataset_dir: Path, ds: DatasetDef, run: Run, sample: int = 8) -> None:
-        """Every asset file present with its size; a sample checked byte for byte (MD5)."""
+    def check_tree(
+        self,
+        dataset_dir: Path,
+        ds: DatasetDef,
+        run: Run,
+        sample: int = 8,
+        only_assets: bool = False,
+    ) -> None:
+        """Every asset file present with its size; a sample checked byte for byte (MD5).
+
+        With `only_assets` (the URL-list and STAC references, which write nothing else), any
+        other file below `dataset_dir` (a temporary or control file left behind) is a problem
+        too."""
         files = total = 0
+        others: list[str] = []
         for dirpath, _, names in os.walk(dataset_dir):
             for name in names:
                 if name.endswith(".tif"):
                     files += 1
                     total += os.stat(os.path.join(dirpath, name)).st_size
+                else:
+                    others.append(name)
         problems = []
         if files != ds.assets or total != ds.total_bytes:
             problems.append(
                 f"{files:,} files / {total:,} B, expected {ds.assets:,} / {ds.total_bytes:,}"
             )
+        if only_assets and others:
+            problems.append(f"{len(others):,} other files left (e.g. {others[0]})")
         rng = random.Random(run.rnd)
         names = list(asset_names(ds.id, ds.assets, ds.per_item))
         for name in rng.sample(names, min(sample, len(names))):
@@ -581,6 +675,17 @@ class Bench:
             run.ok = False
             run.note = (run.note + " INCOMPLETE: " + "; ".join(problems)).strip()
             log(f"  check failed: {run.note}")
+
+    def check_requests(self, ds: DatasetDef, run: Run) -> None:
+        """A reference fed the URL list or the items should send one GET per asset and nothing
+        else (no robots.txt, no HEAD, no retry): a note if it did not."""
+        lg = run.log
+        if lg.requests != ds.assets or lg.asset_requests != ds.assets or set(lg.methods) != {"GET"}:
+            run.note = (
+                run.note + f" {lg.requests:,} requests ({lg.asset_requests:,} for assets, "
+                f"{lg.methods}) for {ds.assets:,} files"
+            ).strip()
+            log(f"  requests: {run.note}")
 
     # --- scenarios -------------------------------------------------------------------------
 
@@ -634,31 +739,37 @@ class Bench:
             shutil.rmtree(case, ignore_errors=True)
         if refs:
             dest = self.out_root(f"{scen.lower()}-ref")
-            curl_cfg, aria_in = self.url_lists(ds, dest)
-            for n in a.curl_n:
-                run = self.measure(
-                    scen,
-                    f"curl --parallel-max {n}",
-                    rnd,
-                    self.curl_cmd(curl_cfg, n),
-                    dest,
-                    ds.assets,
-                    ds.total_bytes,
-                )
-                self.check_tree(dest / ds.id, ds, run)
-                shutil.rmtree(dest / ds.id, ignore_errors=True)
-            for n in a.aria2_j:
-                run = self.measure(
-                    scen,
-                    f"aria2c -j {n}",
-                    rnd,
-                    self.aria2_cmd(aria_in, n),
-                    dest,
-                    ds.assets,
-                    ds.total_bytes,
-                )
-                self.check_tree(dest / ds.id, ds, run)
-                shutil.rmtree(dest / ds.id, ignore_errors=True)
+            curl_cfg, aria_in, url_list = self.url_lists(ds, dest)
+            configs: list[tuple[str, list[str]]] = []
+            configs += [(f"curl --parallel-max {n}", self.curl_cmd(curl_cfg, n)) for n in a.curl_n]
+            configs += [(f"aria2c -j {n}", self.aria2_cmd(aria_in, n)) for n in a.aria2_j]
+            if self.use_wget2:
+                configs += [
+                    (f"wget2 --max-threads {n}", self.wget2_cmd(url_list, dest, n))
+                    for n in a.wget2_n
+                ]
+            if self.use_stac_asset:
+                items = self.item_collection(ds)
+                configs += [
+                    (
+                        f"stac-asset --max-concurrent-downloads {n}",
+                        self.stac_asset_cmd(items, dest / ds.id, n),
+                    )
+                    for n in a.stac_asset_n
+                ]
+            for tool, cmd in configs:
+                run = self.measure(scen, tool, rnd, cmd, dest, ds.assets, ds.total_bytes)
+                strict = tool.startswith(("wget2", "stac-asset"))
+                self.check_tree(dest / ds.id, ds, run, only_assets=strict)
+                if strict:
+                    self.check_requests(ds, run)
+                    leftovers = [p.name for p in dest.iterdir() if p.name != ds.id]
+                    if leftovers:  # anything beside the data set's folder (wget2: .tmp)
+                        run.ok = False
+                        run.note = (run.note + f" left in the output folder: {leftovers}").strip()
+                        log(f"  check failed: {run.note}")
+                shutil.rmtree(dest, ignore_errors=True)
+                dest.mkdir(parents=True)
             shutil.rmtree(dest, ignore_errors=True)
         if radiant:
             case = self.out_root(f"{scen.lower()}-radiant")
@@ -1090,7 +1201,10 @@ def ratios(runs: Sequence[Run]) -> tuple[str, list[str]]:
         return 1 / r.wall if r.wall else 0.0
 
     for scen, key, unit in (("S1", fps, "files/s"), ("S2", mbs, "MiB/s")):
-        refs = [best_config(runs, scen, p, key) for p in ("curl", "aria2c", "radiant")]
+        refs = [
+            best_config(runs, scen, p, key)
+            for p in ("curl", "aria2c", "wget2", "stac-asset", "radiant")
+        ]
         refs = [r for r in refs if r]
         best_mine = best_config(runs, scen, "mlhub-sync w=", key)
         for mine in mine_tools:
@@ -1105,7 +1219,7 @@ def ratios(runs: Sequence[Run]) -> tuple[str, list[str]]:
                 ref.split(" ")[0]: med(pairwise(runs, scen, best_mine, ref, key)) for ref in refs
             }
             if scen == "S1":
-                for name, want in (("aria2c", 1.0), ("radiant-mlhub", 9.0)):
+                for name, want in (("aria2c", 1.0), ("stac-asset", 3.0), ("radiant-mlhub", 9.0)):
                     if name in got:
                         verdicts.append(
                             verdict(f"S1 ≥ {want:g}× {name} files/s ({best_mine})", got[name], want)
@@ -1284,7 +1398,7 @@ def fs_of(path: Path) -> str:
     return "?"
 
 
-def versions(radiant_python: Path) -> str:
+def versions(radiant_python: Path, stac_asset: Path) -> str:
     def first(cmd: list[str]) -> str:
         with contextlib.suppress(OSError, subprocess.SubprocessError, IndexError):
             p = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=20)
@@ -1296,6 +1410,15 @@ def versions(radiant_python: Path) -> str:
             first(["nginx", "-v"]).replace("nginx version: ", ""),
             first(["curl", "--version"]).split(" (")[0],
             first(["aria2c", "--version"]).replace(" version", ""),
+            first(["wget2", "--version"]).replace("GNU Wget2", "wget2").split(" - ")[0],
+            "stac-asset "
+            + first(
+                [
+                    str(stac_asset.parent / "python"),
+                    "-c",
+                    "import importlib.metadata as m; print(m.version('stac-asset'))",
+                ]
+            ),
             "radiant-mlhub "
             + first(
                 [
@@ -1336,8 +1459,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep-workers", action="store_true", help="--workers 16,8,32,64")
     p.add_argument("--curl-n", default="16,64", help="curl --parallel-max values to try")
     p.add_argument("--aria2-j", default="16,32,64", help="aria2c -j values to try")
+    p.add_argument("--wget2-n", default="4,16,32", help="wget2 --max-threads values to try")
+    p.add_argument(
+        "--stac-asset-n",
+        default="16,32",
+        help="stac-asset --max-concurrent-downloads values to try",
+    )
     p.add_argument("--no-radiant", action="store_true", help="skip radiant-mlhub")
-    p.add_argument("--no-refs", action="store_true", help="skip curl and aria2c")
+    p.add_argument("--no-refs", action="store_true", help="skip curl, aria2c, wget2 and stac-asset")
+    p.add_argument("--no-wget2", action="store_true", help="skip wget2")
+    p.add_argument("--no-stac-asset", action="store_true", help="skip stac-asset")
     p.add_argument(
         "--profile",
         action="store_true",
@@ -1354,6 +1485,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="what nginx serves (generated, cached)",
     )
     p.add_argument("--radiant-venv", default="/opt/bench-venvs/radiant-mlhub")
+    p.add_argument("--stac-asset-venv", default="/opt/bench-venvs/stac-asset")
     p.add_argument("--port", type=int, default=18573)
     p.add_argument("--nginx-workers", default="auto")
     p.add_argument("--timeout", type=float, default=600, help="seconds per client run")
@@ -1381,6 +1513,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ]
     args.curl_n = [int(n) for n in args.curl_n.split(",")]
     args.aria2_j = [int(n) for n in args.aria2_j.split(",")]
+    args.wget2_n = [int(n) for n in args.wget2_n.split(",")]
+    args.stac_asset_n = [int(n) for n in args.stac_asset_n.split(",")]
     if args.runs is None:
         args.runs = 1 if args.quick else 3
     return args
@@ -1458,7 +1592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"Command: `python benchmarks/run.py {' '.join(cli_args)}`",
             "",
             f"Machine: {machine()}. Output on {fs_of(out)}; server data on {fs_of(data)}.",
-            f"Tools: {versions(bench.radiant_python)}.",
+            f"Tools: {versions(bench.radiant_python, bench.stac_asset)}.",
             code_note + ".",
             f"Rounds: {args.runs}; values are median (min–max). 1-minute load average over the "
             f"runs (this machine's other work included): {load_summary(bench.runs)}.",
