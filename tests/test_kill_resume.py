@@ -36,6 +36,20 @@ def _spec(path: Path, root_url: str) -> Path:
     return path
 
 
+def _apply_again(spec: Path, cwd: Path, env: dict[str, str]) -> None:
+    """The next, normal run: it must complete."""
+    rerun = subprocess.run(
+        [sys.executable, "-m", "mlhub_sync", "apply", str(spec)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rerun.returncode == 0, rerun.stderr
+
+
 def _wait_for(condition: object, deadline: float) -> None:
     while not condition():  # type: ignore[operator]
         if time.monotonic() > deadline:
@@ -73,16 +87,7 @@ def test_sigkill_mid_run_then_rerun_completes_with_fewer_bytes(tmp_path: Path) -
         assert proc.returncode == -signal.SIGKILL
         fresh_bytes = sum(a.size for a in data.assets)
         server.clear_log()
-        rerun = subprocess.run(
-            [sys.executable, "-m", "mlhub_sync", "apply", str(spec)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert rerun.returncode == 0, rerun.stderr
+        _apply_again(spec, tmp_path, env)
         out = tmp_path / "out/many"
         for asset in data.assets:
             got = hashlib.md5((out / asset.expected_path).read_bytes()).hexdigest()
@@ -133,16 +138,7 @@ def test_sigterm_keeps_parts_and_exits_cleanly(tmp_path: Path) -> None:
         assert "interrupted" in err
         assert _journaled(db) == len(data.assets) - 1
         server.clear_log()
-        rerun = subprocess.run(
-            [sys.executable, "-m", "mlhub_sync", "apply", str(spec)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert rerun.returncode == 0, rerun.stderr
+        _apply_again(spec, tmp_path, env)
         assert [r.path for r in server.requests if r.path.startswith("/blobs/many/")] == [
             f"/blobs/{last}"
         ]
@@ -200,16 +196,7 @@ def test_sigkill_during_a_big_file_resumes_it_with_range(tmp_path: Path) -> None
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=30)
         server.clear_log()
-        rerun = subprocess.run(
-            [sys.executable, "-m", "mlhub_sync", "apply", str(spec)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert rerun.returncode == 0, rerun.stderr
+        _apply_again(spec, tmp_path, env)
         gets = [r for r in server.requests if r.path == f"/blobs/{big.blob}"]
         assert len(gets) == 1
         assert gets[0].headers["range"] == f"bytes={sent_before_stall}-"
