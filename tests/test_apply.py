@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import os
 import sqlite3
 from pathlib import Path
@@ -356,39 +355,11 @@ def test_state_db_is_a_documented_sqlite_file(tmp_path: Path, hub: Hub, cli: obj
 def test_a_non_common_href_shared_by_items_is_fetched_once_and_linked(
     tmp_path: Path, hub: Hub, cli: object
 ) -> None:
-    from tests.support.mlhub_dataset import write_archive  # noqa: PLC0415
+    from tests.support.mlhub_dataset import write_shared_href_archive  # noqa: PLC0415
 
     shared = f"{hub.server.url}/blobs/tiny/src/src_0/B02.tif"  # any served blob will do
-    items = [
-        (
-            f"c/it{i}/it{i}.json",
-            json.dumps(
-                {
-                    "type": "Feature",
-                    "stac_version": "1.0.0",
-                    "id": f"it{i}",
-                    "collection": "c",
-                    "geometry": None,
-                    "properties": {"datetime": None},
-                    "links": [],
-                    "assets": {"metadata": {"href": shared}},
-                }
-            ).encode(),
-        )
-        for i in range(3)
-    ]
     archive = tmp_path / "shared.tar.gz"
-    write_archive(
-        archive,
-        [
-            (
-                "catalog.json",
-                b'{"type": "Catalog", "stac_version": "1.0.0", "id": "shared", "links": []}',
-            ),
-            *items,
-        ],
-        top="shared",
-    )
+    write_shared_href_archive(archive, "shared", "metadata", shared, items=3)
     spec = hub.spec(
         tmp_path / "spec.yaml",
         [{"id": "shared", "source": {"type": "archive", "path": str(archive)}}],

@@ -16,7 +16,7 @@ from mlhub_sync.http import Http
 from mlhub_sync.layout import CommonLayout, asset_relpath
 from mlhub_sync.spec import load_spec
 from tests.conftest import Hub
-from tests.support.mlhub_dataset import write_archive
+from tests.support.mlhub_dataset import write_archive, write_shared_href_archive
 from tests.support.server import Fault
 
 
@@ -110,36 +110,8 @@ def test_an_href_shared_by_many_items_that_fails_is_tried_once(
     tmp_path: Path, hub: Hub, cli: Any
 ) -> None:
     shared = f"{hub.server.url}/blobs/tiny/missing.bin"
-    items = [
-        (
-            f"c/it{i}/it{i}.json",
-            json.dumps(
-                {
-                    "type": "Feature",
-                    "stac_version": "1.0.0",
-                    "id": f"it{i}",
-                    "collection": "c",
-                    "geometry": None,
-                    "properties": {"datetime": None},
-                    "links": [],
-                    "assets": {"data": {"href": shared}},
-                }
-            ).encode(),
-        )
-        for i in range(5)
-    ]
     archive = tmp_path / "x.tar.gz"
-    write_archive(
-        archive,
-        [
-            (
-                "catalog.json",
-                b'{"type": "Catalog", "stac_version": "1.0.0", "id": "x", "links": []}',
-            ),
-            *items,
-        ],
-        top="x",
-    )
+    write_shared_href_archive(archive, "x", "data", shared, items=5)
     spec = hub.spec(
         tmp_path / "spec.yaml", [{"id": "x", "source": {"type": "archive", "path": str(archive)}}]
     )

@@ -367,6 +367,28 @@ def write_archive(path: Path, members: Iterable[tuple[str, bytes]], top: str = "
         gz.write(buffer.getvalue())
 
 
+def write_shared_href_archive(
+    path: Path, dataset_id: str, asset_key: str, href: str, items: int
+) -> None:
+    """A catalog archive of ``items`` items in collection ``c`` whose asset ``asset_key``
+    all point at the same ``href`` (not a common asset: fetched once, linked to the rest)."""
+    catalog = {"type": "Catalog", "stac_version": "1.0.0", "id": dataset_id, "links": []}
+    members = [("catalog.json", json.dumps(catalog).encode())]
+    for i in range(items):
+        item = {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": f"it{i}",
+            "collection": "c",
+            "geometry": None,
+            "properties": {"datetime": None},
+            "links": [],
+            "assets": {asset_key: {"href": href}},
+        }
+        members.append((f"c/it{i}/it{i}.json", json.dumps(item).encode()))
+    write_archive(path, members, top=dataset_id)
+
+
 def serve_mlhub(server: Any, data: GeneratedDataset, api_key: str | None = None) -> str:
     """Register the MLHub API routes for ``data`` on ``server``; return the API root URL."""
     ds = data.dataset_id
