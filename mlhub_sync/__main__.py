@@ -1,7 +1,9 @@
 """``python -m mlhub_sync``."""
 
+from __future__ import annotations
+
 import sys
 
-from .cli import main
+from mlhub_sync.cli.commands import main
 
 sys.exit(main())

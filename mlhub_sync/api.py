@@ -21,16 +21,18 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from .credentials import resolve_api_key, resolve_root_url
-from .engine import ApplyOutcome, DatasetRun
-from .errors import ApplyError, FatalLocalError, UsageError
-from .http import Http
-from .progress import LogReporter, Reporter, TqdmReporter
-from .sources.mlhub import get_dataset
-from .spec import DatasetConfig, MlhubSource, resolve_spec
-from .yamlsource import LoadedYaml
+from mlhub_sync.config.credentials import resolve_api_key, resolve_root_url
+from mlhub_sync.config.loader import LoadedYaml
+from mlhub_sync.config.resolve import DatasetConfig, resolve_spec
+from mlhub_sync.config.sources import MlhubSource
+from mlhub_sync.errors import ApplyError, FatalLocalError, UsageError
+from mlhub_sync.net.client import Http
+from mlhub_sync.progress import LogReporter, Reporter, TqdmReporter
+from mlhub_sync.session import ApplyOutcome, DatasetRun
+from mlhub_sync.sources.mlhub import get_dataset
 
 IfExists = Literal["resume", "skip", "overwrite"]
+
 
 _FIELDS = (
     "id", "title", "description", "doi", "citation", "registry", "status", "tags",

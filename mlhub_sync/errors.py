@@ -16,21 +16,28 @@ FatalLocalError       1      a local failure that stops the whole run (disk full
 ApplyError            1      a run finished and some assets failed (the report has them)
 ====================  =====  =============================================================
 
-Exceptions from requests, urllib3, sqlite3 and the OS are mapped to these at one boundary each
-and chained with ``raise ... from``.
+The exit codes themselves are :class:`ExitCode`. Exceptions from requests, urllib3, sqlite3 and
+the OS are mapped to these at one boundary each and chained with ``raise ... from``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 
-EXIT_OK = 0
-EXIT_FAILURES = 1
-EXIT_CHANGES = 2
-EXIT_STATE = 3
-EXIT_USAGE = 64
+
+class ExitCode(IntEnum):
+    """The process exit codes of ``mlhub-sync`` (the README's table)."""
+
+    OK = 0
+    FAILURES = 1  # a run finished with failed assets, or a catalog/local failure
+    CHANGES = 2  # changes pending (``plan --detailed-exitcode``)
+    STATE = 3  # the state db is locked or too new, or ``--locked`` found drift
+    USAGE = 64  # EX_USAGE: a bad spec or command line
+    INTERNAL = 70  # EX_SOFTWARE: a bug in mlhub-sync
+    INTERRUPTED = 130  # 128 + SIGINT: stopped by Ctrl-C or SIGTERM; partial files kept
 
 
 class MlhubSyncError(Exception):
@@ -39,7 +46,7 @@ class MlhubSyncError(Exception):
     ``subject`` names the offending thing (file, URL, field); ``hint`` says how to fix it.
     """
 
-    exit_code = EXIT_FAILURES
+    exit_code: int = ExitCode.FAILURES
 
     def __init__(self, message: str, *, subject: str | None = None, hint: str | None = None):
         super().__init__(message)
@@ -73,7 +80,7 @@ class SpecIssue:
 class SpecError(MlhubSyncError):
     """The spec is invalid. Carries every issue found, one line each."""
 
-    exit_code = EXIT_USAGE
+    exit_code: int = ExitCode.USAGE
 
     def __init__(self, issues: Sequence[SpecIssue], *, hint: str | None = None):
         self.issues = tuple(issues)
@@ -83,13 +90,13 @@ class SpecError(MlhubSyncError):
 class UsageError(MlhubSyncError):
     """The command line or an API call was used wrongly."""
 
-    exit_code = EXIT_USAGE
+    exit_code: int = ExitCode.USAGE
 
 
 class StateError(MlhubSyncError):
     """The state db cannot be used (corrupt, newer schema, unwritable)."""
 
-    exit_code = EXIT_STATE
+    exit_code: int = ExitCode.STATE
 
 
 class StateLockedError(StateError):
@@ -157,3 +164,15 @@ class ApplyError(MlhubSyncError):
         )
         self.failed = failed
         self.report_paths = tuple(report_paths)
+
+
+class NotSyncedError(StateError):
+    """There is no state db yet (``status`` says so instead of failing)."""
+
+
+class LockDriftError(StateError):
+    """``--locked`` and the catalog or selection no longer match the lock file."""
+
+
+class PruneRefusedError(MlhubSyncError):
+    """Prune would delete more files than ``max_delete`` allows."""

@@ -31,13 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import StateError
+from mlhub_sync.errors import StateError
 
 LOCK_FORMAT = "mlhub-sync.lock/1"
+
 
 # path, href (no signatures), size, checksum, where the checksum comes from ("catalog": the
 # catalog's file:checksum; "download": the MD5 we verified when we downloaded it; None)
 Asset = tuple[str, str, int | None, str | None, str | None]
+
+
 Key = tuple[str, str]  # dataset id, output_dir relative to the spec
 
 

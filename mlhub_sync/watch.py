@@ -32,20 +32,23 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from .catalog import STAGING_PREFIX
-from .engine import ApplyOutcome, DatasetRun
-from .errors import MlhubSyncError
-from .http import Http
-from .progress import Reporter
-from .report import REPORT_NAME
-from .spec import DatasetConfig, LoadedSpec, load_spec
-from .state import DB_NAME, LOCK_NAME
+from mlhub_sync.apply.report import REPORT_NAME
+from mlhub_sync.catalog.install import STAGING_PREFIX
+from mlhub_sync.config.resolve import DatasetConfig, LoadedSpec, load_spec
+from mlhub_sync.errors import MlhubSyncError
+from mlhub_sync.net.client import Http
+from mlhub_sync.progress import Reporter
+from mlhub_sync.session import ApplyOutcome, DatasetRun
+from mlhub_sync.state.db import DB_NAME
+from mlhub_sync.state.lock import LOCK_NAME
 
 log = logging.getLogger(__name__)
+
 
 # watchdog warns when a watched folder is renamed inside a recursive watch, which our catalog
 # install does on purpose (staging folders move into place); the watch itself stays correct.
 warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"watchdog\.observers\.inotify")
+
 
 _OWN_SUFFIXES = (".part", "-journal", "-wal", "-shm")
 

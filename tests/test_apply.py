@@ -9,7 +9,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from mlhub_sync.state import DatasetLock
+from mlhub_sync.state.lock import DatasetLock
 from tests.conftest import API_KEY, Hub, Result
 from tests.support.server import Fault, RequestRecord
 

@@ -26,19 +26,16 @@ from typing import Any
 import pytest
 import yaml
 
-from mlhub_sync.catalog import (
-    STAGING_PREFIX,
-    Document,
-    ExtractLimits,
-    catalog_root,
-    extract_archive,
-    install,
-)
+from mlhub_sync.catalog.extract import extract_archive
+from mlhub_sync.catalog.install import STAGING_PREFIX, catalog_root, install
+from mlhub_sync.catalog.refresh import CatalogStatus, refresh_catalog
+from mlhub_sync.config.models import ExtractLimits
+from mlhub_sync.config.resolve import DatasetConfig, load_spec
 from mlhub_sync.errors import CatalogError, FatalLocalError
-from mlhub_sync.http import Http
-from mlhub_sync.resolve import CatalogStatus, refresh_catalog
-from mlhub_sync.spec import DatasetConfig, load_spec
-from mlhub_sync.state import DB_NAME, LOCK_NAME, StateDB
+from mlhub_sync.net.client import Http
+from mlhub_sync.stac.document import Document
+from mlhub_sync.state.db import DB_NAME, StateDB
+from mlhub_sync.state.lock import LOCK_NAME
 from tests.support.mlhub_dataset import EPOCH, GeneratedDataset, build_tiny, md5_multihash
 
 BASE_URL = "https://data.example.org/mlhub/"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlhub_sync.checksum import (
+from mlhub_sync.stac.checksum import (
     Multihash,
     UnknownMultihashError,
     base64_md5,

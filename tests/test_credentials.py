@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from mlhub_sync.credentials import profiles_path, resolve_api_key, resolve_root_url
+from mlhub_sync.config.credentials import profiles_path, resolve_api_key, resolve_root_url
+from mlhub_sync.config.resolve import load_spec
+from mlhub_sync.config.sources import DEFAULT_ROOT_URL, MlhubSource
 from mlhub_sync.errors import SpecError
-from mlhub_sync.spec import DEFAULT_ROOT_URL, MlhubSource, load_spec
 
 PROFILES = """
     [default]

@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from mlhub_sync.engine import DatasetRun
-from mlhub_sync.http import Http
-from mlhub_sync.layout import CommonLayout, asset_relpath
-from mlhub_sync.spec import load_spec
+from mlhub_sync.config.resolve import load_spec
+from mlhub_sync.net.client import Http
+from mlhub_sync.selection.layout import CommonLayout, asset_relpath
+from mlhub_sync.session import DatasetRun
 from tests.conftest import Hub
 from tests.support.mlhub_dataset import write_archive, write_shared_href_archive
 from tests.support.server import Fault

@@ -19,8 +19,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box, mapping
 
-from mlhub_sync.filters import (
-    Box,
+from mlhub_sync.selection.filters import (
     Exclusion,
     FilterSet,
     ItemFacts,
@@ -29,6 +28,7 @@ from mlhub_sync.filters import (
     geometry_from_geojson,
     split_antimeridian,
 )
+from mlhub_sync.stac.document import Box
 
 UTC = dt.UTC
 PROPERTY = settings(max_examples=60, deadline=None)

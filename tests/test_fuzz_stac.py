@@ -27,11 +27,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlhub_sync.catalog import Document, Indexer
+from mlhub_sync.catalog.index import Indexer
 from mlhub_sync.errors import MlhubSyncError
-from mlhub_sync.layout import CommonLayout, asset_relpath
-from mlhub_sync.stacdoc import normalize_href
-from mlhub_sync.state import StateDB
+from mlhub_sync.selection.layout import CommonLayout, asset_relpath
+from mlhub_sync.stac.document import Document
+from mlhub_sync.stac.href import normalize_href
+from mlhub_sync.state.db import StateDB
 
 FUZZ = settings(
     max_examples=300,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlhub_sync.layout import (
+from mlhub_sync.selection.layout import (
     COMMON_DIR,
     MAX_COMPONENT_BYTES,
     CommonLayout,
@@ -274,7 +274,7 @@ def test_an_asset_path_never_escapes_the_dataset_folder(
 def test_fast_url_path_agrees_with_urlsplit(href: str) -> None:
     from urllib.parse import unquote, urlsplit  # noqa: PLC0415
 
-    from mlhub_sync.layout import _url_path  # noqa: PLC0415
+    from mlhub_sync.selection.layout import _url_path  # noqa: PLC0415
 
     try:
         expected = unquote(urlsplit(href).path)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlhub_sync.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from mlhub_sync.net.retry import RetryPolicy, is_retryable_status, parse_retry_after
 
 NOW = float(calendar.timegm((2015, 10, 21, 7, 0, 0)))  # 2015-10-21 07:00:00 UTC
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from mlhub_sync.spec import DatasetEntry, Defaults, SyncSpec, json_schema, load_spec
-from mlhub_sync.yamlsource import load_yaml
+from mlhub_sync.config.loader import load_yaml
+from mlhub_sync.config.models import DatasetEntry, Defaults, SyncSpec, json_schema
+from mlhub_sync.config.resolve import load_spec
 from tests.conftest import API_KEY, run_cli
 from tests.test_spec import DESIGN_EXAMPLE
 

@@ -11,11 +11,13 @@ from typing import Any
 
 import pytest
 
-from mlhub_sync.catalog import Indexer, extract_archive, staging_dir
-from mlhub_sync.filters import Exclusion, FilterSet, TimeWindow
-from mlhub_sync.select import SelectionSummary, select_assets
-from mlhub_sync.spec import DEFAULT_COMMON_ASSET_KEYS
-from mlhub_sync.state import StateDB
+from mlhub_sync.catalog.extract import extract_archive
+from mlhub_sync.catalog.index import Indexer
+from mlhub_sync.catalog.install import staging_dir
+from mlhub_sync.config.resolve import DEFAULT_COMMON_ASSET_KEYS
+from mlhub_sync.selection.desired import SelectionSummary, select_assets
+from mlhub_sync.selection.filters import Exclusion, FilterSet, TimeWindow
+from mlhub_sync.state.db import StateDB
 from tests.support.mlhub_dataset import AOI_BBOX, GeneratedDataset, build_tiny, write_archive
 
 COMMON = frozenset(DEFAULT_COMMON_ASSET_KEYS)

@@ -16,15 +16,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlhub_sync.errors import EXIT_USAGE, SpecError, SpecIssue
-from mlhub_sync.spec import (
-    ArchiveSource,
-    LoadedSpec,
-    MlhubSource,
-    load_spec,
-    resolve_spec,
-)
-from mlhub_sync.yamlsource import MAX_NODES, load_yaml
+from mlhub_sync.config.loader import MAX_NODES, load_yaml
+from mlhub_sync.config.resolve import LoadedSpec, load_spec, resolve_spec
+from mlhub_sync.config.sources import ArchiveSource, MlhubSource
+from mlhub_sync.errors import ExitCode, SpecError, SpecIssue
 from tests.conftest import API_KEY
 
 # ---------------------------------------------------------------------------------------------
@@ -1338,7 +1333,7 @@ def test_cli_validate_exits_64_naming_file_line_and_field(
 ) -> None:
     write_spec(tmp_path, body)
     result = cli("validate", "spec.yaml")
-    assert result.code == EXIT_USAGE == 64
+    assert result.code == ExitCode.USAGE == 64
     assert expected in result.stderr
     assert result.stdout == ""
 

@@ -10,20 +10,21 @@ from typing import Any
 
 import pytest
 
-from mlhub_sync.catalog import Document, Indexer
-from mlhub_sync.stacdoc import (
+from mlhub_sync.catalog.index import Indexer
+from mlhub_sync.stac.document import (
     AssetFacts,
+    Document,
     RejectedAsset,
     asset_facts,
     document_kind,
     fallback_collection_id,
     item_bbox,
     item_time,
-    normalize_href,
     parse_item,
     parse_time,
 )
-from mlhub_sync.state import StateDB
+from mlhub_sync.stac.href import normalize_href
+from mlhub_sync.state.db import StateDB
 
 ITEM_URL = "https://data.example.org/mlhub/ds/coll/item_1/item_1.json"
 

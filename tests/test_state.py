@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from mlhub_sync.errors import StateError, StateLockedError
-from mlhub_sync.state import DB_NAME, SCHEMA_VERSION, DatasetLock, FileRecord, StateDB
+from mlhub_sync.state.db import DB_NAME, SCHEMA_VERSION, FileRecord, StateDB
+from mlhub_sync.state.lock import DatasetLock
 
 
 def test_a_new_db_is_versioned_and_in_wal_mode(tmp_path: Path) -> None:
@@ -77,7 +78,7 @@ def test_the_lock_is_exclusive_across_processes_and_names_the_holder(tmp_path: P
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from mlhub_sync.state import DatasetLock;"
+            "import sys; from pathlib import Path; from mlhub_sync.state.lock import DatasetLock;"
             f"lock = DatasetLock(Path({str(tmp_path)!r})); lock.acquire();"
             "print('held', flush=True); sys.stdin.read()",
         ],

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from mlhub_sync.errors import FatalLocalError, MlhubSyncError, TransferError
-from mlhub_sync.http import USER_AGENT
-from mlhub_sync.retry import RetryPolicy
-from mlhub_sync.transfer import (
+from mlhub_sync.net.client import USER_AGENT
+from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.transfer.core import (
     Cancelled,
     CurlMulti,
     StartedCallback,

@@ -37,8 +37,14 @@ def tiff(seed: str, size: int = 16) -> bytes:
     """A minimal valid baseline TIFF: ``size`` x ``size`` 8-bit grayscale, uncompressed."""
     pixels = bytes((hashlib.sha256(f"{seed}{i}".encode()).digest()[0]) for i in range(size * size))
     entries = [  # tag, type (3 short, 4 long), count, value
-        (256, 3, 1, size), (257, 3, 1, size), (258, 3, 1, 8), (259, 3, 1, 1),
-        (262, 3, 1, 1), (273, 4, 1, 8), (277, 3, 1, 1), (278, 3, 1, size),
+        (256, 3, 1, size),
+        (257, 3, 1, size),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (262, 3, 1, 1),
+        (273, 4, 1, 8),
+        (277, 3, 1, 1),
+        (278, 3, 1, size),
         (279, 4, 1, len(pixels)),
     ]
     ifd_offset = 8 + len(pixels)
@@ -54,8 +60,13 @@ def tiff(seed: str, size: int = 16) -> bytes:
 
 
 def polygon(cx: float, cy: float, d: float = 0.02) -> dict[str, Any]:
-    ring = [[cx - d, cy - d], [cx + d, cy - d], [cx + d, cy + d], [cx - d, cy + d],
-            [cx - d, cy - d]]
+    ring = [
+        [cx - d, cy - d],
+        [cx + d, cy - d],
+        [cx + d, cy + d],
+        [cx - d, cy + d],
+        [cx - d, cy - d],
+    ]
     return {"type": "Polygon", "coordinates": [[[round(x, 6), round(y, 6)] for x, y in ring]]}
 
 
@@ -67,9 +78,13 @@ class Build:
         path = HERE / "assets" / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-        return {"href": f"../../../assets/{rel}", "type": media_type, "roles": roles,
-                "file:size": len(data),
-                "file:checksum": "d50110" + hashlib.md5(data).hexdigest()}
+        return {
+            "href": f"../../../assets/{rel}",
+            "type": media_type,
+            "roles": roles,
+            "file:size": len(data),
+            "file:checksum": "d50110" + hashlib.md5(data).hexdigest(),
+        }
 
     def doc(self, rel: str, obj: dict[str, Any]) -> None:
         self.members.append((rel, (json.dumps(obj, indent=2) + "\n").encode()))
@@ -78,9 +93,13 @@ class Build:
 def main() -> None:
     shutil.rmtree(HERE, ignore_errors=True)
     b = Build()
-    readme = b.asset("README.md", b"# quickstart_floods\n\nA tiny synthetic dataset bundled "
-                     b"with mlhub-sync for the offline quickstart.\n", "text/markdown",
-                     ["metadata"])
+    readme = b.asset(
+        "README.md",
+        b"# quickstart_floods\n\nA tiny synthetic dataset bundled "
+        b"with mlhub-sync for the offline quickstart.\n",
+        "text/markdown",
+        ["metadata"],
+    )
     collections = []
     for cid, kind in (("floods_source", "source"), ("floods_labels", "labels")):
         items = []
@@ -91,44 +110,86 @@ def main() -> None:
             xs = [p[0] for p in geometry["coordinates"][0]]
             ys = [p[1] for p in geometry["coordinates"][0]]
             if kind == "source":
-                assets = {band: b.asset(f"{cid}/{item_id}/{band}.tif", tiff(f"{item_id}{band}"),
-                                        "image/tiff; application=geotiff", ["data"])
-                          for band in ("B02", "B03", "B04", "B08")}
+                assets = {
+                    band: b.asset(
+                        f"{cid}/{item_id}/{band}.tif",
+                        tiff(f"{item_id}{band}"),
+                        "image/tiff; application=geotiff",
+                        ["data"],
+                    )
+                    for band in ("B02", "B03", "B04", "B08")
+                }
                 props: dict[str, Any] = {"datetime": f"2019-04-0{i + 1}T10:30:00Z"}
             else:
-                label = {"type": "FeatureCollection", "features": [
-                    {"type": "Feature", "geometry": geometry, "properties": {"flooded": i % 2}}]}
-                assets = {"labels": b.asset(f"{cid}/{item_id}/labels.geojson",
-                                            json.dumps(label).encode(), "application/geo+json",
-                                            ["labels"])}
-                props = {"datetime": None, "start_datetime": f"2019-0{3 + i}-01T00:00:00Z",
-                         "end_datetime": f"2019-0{3 + i}-28T23:59:59Z"}
+                label = {
+                    "type": "FeatureCollection",
+                    "features": [
+                        {"type": "Feature", "geometry": geometry, "properties": {"flooded": i % 2}}
+                    ],
+                }
+                assets = {
+                    "labels": b.asset(
+                        f"{cid}/{item_id}/labels.geojson",
+                        json.dumps(label).encode(),
+                        "application/geo+json",
+                        ["labels"],
+                    )
+                }
+                props = {
+                    "datetime": None,
+                    "start_datetime": f"2019-0{3 + i}-01T00:00:00Z",
+                    "end_datetime": f"2019-0{3 + i}-28T23:59:59Z",
+                }
             assets["documentation"] = readme
-            b.doc(f"{cid}/{item_id}/{item_id}.json", {
-                "type": "Feature", "stac_version": "1.0.0",
-                "stac_extensions": ["https://stac-extensions.github.io/file/v2.1.0/schema.json"],
-                "id": item_id, "collection": cid, "geometry": geometry,
-                "bbox": [min(xs), min(ys), max(xs), max(ys)], "properties": props,
-                "links": [{"rel": "collection", "href": "../collection.json"},
-                          {"rel": "parent", "href": "../collection.json"},
-                          {"rel": "root", "href": "../../catalog.json"}],
-                "assets": assets,
-            })
+            b.doc(
+                f"{cid}/{item_id}/{item_id}.json",
+                {
+                    "type": "Feature",
+                    "stac_version": "1.0.0",
+                    "stac_extensions": [
+                        "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+                    ],
+                    "id": item_id,
+                    "collection": cid,
+                    "geometry": geometry,
+                    "bbox": [min(xs), min(ys), max(xs), max(ys)],
+                    "properties": props,
+                    "links": [
+                        {"rel": "collection", "href": "../collection.json"},
+                        {"rel": "parent", "href": "../collection.json"},
+                        {"rel": "root", "href": "../../catalog.json"},
+                    ],
+                    "assets": assets,
+                },
+            )
             items.append(item_id)
-        b.doc(f"{cid}/collection.json", {
-            "type": "Collection", "stac_version": "1.0.0", "id": cid,
-            "description": f"quickstart {kind}", "license": "CC-BY-4.0",
-            "extent": {"spatial": {"bbox": [[-13.4, 8.3, -13.0, 8.6]]},
-                       "temporal": {"interval": [["2019-03-01T00:00:00Z", None]]}},
-            "links": [{"rel": "item", "href": f"./{i}/{i}.json"} for i in items]
-            + [{"rel": "root", "href": "../catalog.json"}],
-        })
+        b.doc(
+            f"{cid}/collection.json",
+            {
+                "type": "Collection",
+                "stac_version": "1.0.0",
+                "id": cid,
+                "description": f"quickstart {kind}",
+                "license": "CC-BY-4.0",
+                "extent": {
+                    "spatial": {"bbox": [[-13.4, 8.3, -13.0, 8.6]]},
+                    "temporal": {"interval": [["2019-03-01T00:00:00Z", None]]},
+                },
+                "links": [{"rel": "item", "href": f"./{i}/{i}.json"} for i in items]
+                + [{"rel": "root", "href": "../catalog.json"}],
+            },
+        )
         collections.append(cid)
-    b.doc("catalog.json", {
-        "type": "Catalog", "stac_version": "1.0.0", "id": DATASET,
-        "description": "mlhub-sync quickstart dataset",
-        "links": [{"rel": "child", "href": f"./{c}/collection.json"} for c in collections],
-    })
+    b.doc(
+        "catalog.json",
+        {
+            "type": "Catalog",
+            "stac_version": "1.0.0",
+            "id": DATASET,
+            "description": "mlhub-sync quickstart dataset",
+            "links": [{"rel": "child", "href": f"./{c}/collection.json"} for c in collections],
+        },
+    )
     write_archive(HERE / f"{DATASET}.tar.gz", b.members)
     for rel, data in b.members:  # the same catalog unpacked here, for the stac source example
         target = HERE / rel  # (one folder less deep than inside the archive's top folder)

@@ -1,34 +1,6 @@
-"""Where a catalog comes from.
+"""Where a catalog comes from: the MLHub API (``mlhub``), a catalog archive (``archive``),
+a static STAC catalog (``stac``); what they hand on is in ``base``.
 
-Each source turns a dataset config into *documents to index* plus a staged copy of the catalog
-tree: ``mlhub`` (the API's ``/catalog/{id}`` archive), ``archive`` (a local or remote
-``.tar.gz``) and ``stac`` (a static ``catalog.json`` crawled through its links).
+May import: ``errors``, ``net``, ``progress``, ``state``, ``stac``, ``selection``, ``config``,
+``transfer``.
 """
-
-from __future__ import annotations
-
-from dataclasses import dataclass, field
-from pathlib import Path
-
-
-@dataclass(frozen=True)
-class FetchedArchive:
-    """A catalog archive ready to read.
-
-    ``path`` is the file to read: the kept archive when nothing changed, else a freshly
-    fetched ``.part`` that :func:`mlhub_sync.resolve.refresh_catalog` installs as the archive
-    once it has proved sound. ``meta`` holds the validators to record on success.
-    """
-
-    path: Path
-    sha256: str
-    changed: bool
-    base_url: str
-    allow_file_hrefs: bool
-    meta: dict[str, str | None] = field(default_factory=dict)
-    local_root: Path | None = None  # local file: hrefs must stay inside this folder
-
-    @property
-    def pending(self) -> bool:
-        """True when ``path`` is a new download still to be installed."""
-        return self.path.name.endswith(".part")

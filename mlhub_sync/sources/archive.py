@@ -13,12 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import CatalogError, FatalLocalError
-from ..http import Http
-from ..progress import NULL_REPORTER, Reporter
-from ..redact import redact_url
-from ..state import StateDB
-from . import FetchedArchive
+from mlhub_sync.errors import CatalogError, FatalLocalError
+from mlhub_sync.net.client import Http
+from mlhub_sync.net.redact import redact_url
+from mlhub_sync.progress import NULL_REPORTER, Reporter
+from mlhub_sync.sources.base import FetchedArchive
+from mlhub_sync.state.db import StateDB
 
 
 def archive_path(dataset_dir: Path, dataset_id: str) -> Path:

@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin
 
-from ..credentials import resolve_api_key, resolve_root_url
-from ..errors import CatalogError
-from ..http import Http
-from ..progress import NULL_REPORTER, Reporter
-from ..redact import redact_url
-from ..spec import MlhubSource
-from ..state import StateDB
-from . import FetchedArchive
-from .archive import fetch_remote
+from mlhub_sync.config.credentials import resolve_api_key, resolve_root_url
+from mlhub_sync.config.sources import MlhubSource
+from mlhub_sync.errors import CatalogError
+from mlhub_sync.net.client import Http
+from mlhub_sync.net.redact import redact_url
+from mlhub_sync.progress import NULL_REPORTER, Reporter
+from mlhub_sync.sources.archive import fetch_remote
+from mlhub_sync.sources.base import FetchedArchive
+from mlhub_sync.state.db import StateDB
 
 
 def catalog_url(root_url: str, dataset_id: str) -> str:

@@ -21,16 +21,17 @@ from urllib.request import url2pathname
 import requests
 import urllib3
 
-from ..catalog import Document
-from ..errors import CatalogError
-from ..http import Http
-from ..layout import safe_component
-from ..progress import NULL_REPORTER, Reporter
-from ..redact import redact_url
-from ..spec import StacSource
-from ..stacdoc import check_local_href, document_kind, normalize_href
+from mlhub_sync.config.sources import StacSource
+from mlhub_sync.errors import CatalogError
+from mlhub_sync.net.client import Http
+from mlhub_sync.net.redact import redact_url
+from mlhub_sync.progress import NULL_REPORTER, Reporter
+from mlhub_sync.selection.layout import safe_component
+from mlhub_sync.stac.document import Document, document_kind
+from mlhub_sync.stac.href import check_local_href, normalize_href
 
 log = logging.getLogger(__name__)
+
 
 MAX_DOCUMENT_BYTES = 64 * 2**20
 

@@ -1,0 +1,219 @@
+"""Resolve a dataset's catalog: fetch it (conditionally) and bring the index up to date.
+
+The index is rebuilt only when the archive changed (or the index or unpacked catalog is
+missing). Rebuilding happens in one transaction together with installing the unpacked tree
+and the new archive: a failure anywhere leaves the previous archive, catalog and index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlhub_sync.catalog.extract import extract_archive
+from mlhub_sync.catalog.index import Indexer
+from mlhub_sync.catalog.install import catalog_root, install, remove_tree, staging_dir
+from mlhub_sync.config.models import ExtractLimits
+from mlhub_sync.config.resolve import DatasetConfig
+from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacSource
+from mlhub_sync.errors import DamagedArchiveError, FatalLocalError
+from mlhub_sync.net.client import Http
+from mlhub_sync.progress import NULL_REPORTER, Reporter
+from mlhub_sync.sources.archive import archive_path, copy_local, fetch_remote, folder_url
+from mlhub_sync.sources.base import FetchedArchive
+from mlhub_sync.sources.mlhub import fetch_archive
+from mlhub_sync.sources.stac import crawl
+from mlhub_sync.sources.stac import local_root as stac_local_root
+from mlhub_sync.stac.document import Document
+from mlhub_sync.state.db import StateDB
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CatalogStatus:
+    """The index after resolving: whether it was rebuilt, and its size."""
+
+    reindexed: bool
+    items: int
+    assets: int
+    rejected: int
+    invalid_documents: int = 0
+
+
+def fetch(
+    config: DatasetConfig,
+    db: StateDB,
+    http: Http,
+    environ: Mapping[str, str],
+    reporter: Reporter = NULL_REPORTER,
+) -> FetchedArchive:
+    """Fetch the archive of an ``mlhub`` or ``archive`` source."""
+    source = config.source
+    kept = archive_path(config.dataset_dir, config.id)
+    if isinstance(source, MlhubSource):
+        return fetch_archive(source, config.id, kept, db, http, environ, reporter)
+    assert isinstance(source, ArchiveSource)
+    if source.path is not None:
+        return copy_local(Path(source.path), kept, db)
+    assert source.url is not None
+    return fetch_remote(
+        http,
+        source.url,
+        kept,
+        db,
+        base_url=folder_url(source.url),
+        what=f"{config.id}: fetch catalog archive",
+        reporter=reporter,
+    )
+
+
+def refresh_catalog(
+    config: DatasetConfig,
+    db: StateDB,
+    http: Http,
+    environ: Mapping[str, str],
+    reporter: Reporter = NULL_REPORTER,
+    limits: ExtractLimits | None = None,
+) -> CatalogStatus:
+    """Make the index and the unpacked catalog match the source's current catalog.
+
+    ``limits`` default to the dataset's ``archive_limits``.
+    """
+    limits = limits or config.archive_limits
+    dataset_dir = config.dataset_dir
+    dataset_dir.mkdir(parents=True, exist_ok=True)
+    if isinstance(config.source, StacSource):
+        source = config.source
+        invalid: list[str] = []
+        return _reindex(
+            config,
+            db,
+            lambda staging: crawl(source, staging, http, reporter, invalid),
+            allow_file_hrefs=source.path is not None,
+            local_root=stac_local_root(source),
+            meta={"indexed_digest": None},
+            crawl_invalid=invalid,
+        )
+    failures = 0
+    while True:
+        try:
+            return _refresh_archive(config, db, http, environ, reporter, limits)
+        except DamagedArchiveError as exc:
+            # A flipped byte, an HTML error page or a cut connection on the way: like any
+            # transient fault, fetch again (a local archive would only fail the same way).
+            failures += 1
+            remote = not (isinstance(config.source, ArchiveSource) and config.source.path)
+            if not remote or not http.policy.should_retry(failures) or http.stop.is_set():
+                raise
+            wait = http.policy.delay(failures, None, http.rand())
+            log.warning("%s: %s; fetching it again in %.1fs", config.id, exc.message, wait)
+            http.sleep(wait)
+
+
+def _refresh_archive(
+    config: DatasetConfig,
+    db: StateDB,
+    http: Http,
+    environ: Mapping[str, str],
+    reporter: Reporter,
+    limits: ExtractLimits,
+) -> CatalogStatus:
+    dataset_dir = config.dataset_dir
+    fetched = fetch(config, db, http, environ, reporter)
+    root_catalog = db.get_meta("root_catalog")
+    up_to_date = (
+        db.get_meta("indexed_digest") == fetched.sha256
+        and db.count("items") + db.count("assets") > 0
+        and (root_catalog is None or (dataset_dir / root_catalog).exists())
+    )
+    if up_to_date:
+        if fetched.pending:  # same bytes fetched again (e.g. no validators): keep the new copy
+            os.replace(fetched.path, archive_path(dataset_dir, config.id))
+            with db.transaction():
+                db.set_meta(fetched.meta)
+        return CatalogStatus(
+            False,
+            db.count("items"),
+            db.count("assets"),
+            db.count("rejected"),
+            int(db.get_meta("invalid_documents") or 0),
+        )
+    log.info("%s: indexing catalog %s", config.id, fetched.path.name)
+    try:
+        return _reindex(
+            config,
+            db,
+            lambda staging: extract_archive(
+                fetched.path, staging, fetched.base_url, limits, reporter
+            ),
+            allow_file_hrefs=fetched.allow_file_hrefs,
+            local_root=fetched.local_root,
+            meta={**fetched.meta, "indexed_digest": fetched.sha256},
+            install_archive=fetched.path if fetched.pending else None,
+        )
+    finally:
+        if fetched.pending:
+            with contextlib.suppress(FileNotFoundError):
+                fetched.path.unlink()
+
+
+def _reindex(
+    config: DatasetConfig,
+    db: StateDB,
+    documents: Callable[[Path], Iterator[Document]],
+    *,
+    allow_file_hrefs: bool,
+    meta: dict[str, str | None],
+    local_root: Path | None = None,
+    install_archive: Path | None = None,
+    crawl_invalid: list[str] | None = None,
+) -> CatalogStatus:
+    dataset_dir = config.dataset_dir
+    staging = staging_dir(dataset_dir)
+    share_tree = config.asset_dir == dataset_dir
+    try:
+        with db.transaction():
+            db.clear_index()
+            indexer = Indexer(db, allow_file_hrefs=allow_file_hrefs, local_root=local_root)
+            for doc in documents(staging):
+                indexer.add(doc)
+            indexer.flush()
+            indexer.invalid_documents += len(crawl_invalid or ())
+            root = catalog_root(staging)
+            has_root_catalog = (root / "catalog.json").exists()
+            try:
+                install(root, dataset_dir, lambda rel: share_tree and db.file(rel) is not None)
+                if install_archive is not None:
+                    os.replace(install_archive, archive_path(dataset_dir, config.id))
+            except OSError as exc:
+                raise FatalLocalError(
+                    f"cannot install the unpacked catalog: {exc.strerror or exc}",
+                    subject=str(dataset_dir),
+                    hint="free disk space or fix the folder's permissions; the previous "
+                    "index is kept and the next run installs the catalog again",
+                ) from exc
+            db.set_meta(
+                {
+                    **meta,
+                    "root_catalog": "catalog.json" if has_root_catalog else None,
+                    "invalid_documents": str(indexer.invalid_documents),
+                }
+            )
+    finally:
+        remove_tree(staging)
+    log.info(
+        "%s: indexed %d items, %d assets (%d left out, %d invalid documents)",
+        config.id,
+        indexer.items,
+        indexer.assets,
+        indexer.rejected,
+        indexer.invalid_documents,
+    )
+    return CatalogStatus(
+        True, indexer.items, indexer.assets, indexer.rejected, indexer.invalid_documents
+    )

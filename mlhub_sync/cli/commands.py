@@ -1,0 +1,506 @@
+"""The ``mlhub-sync`` command: argument parsing, logging, exit codes. The only module that prints.
+
+Exit codes are :class:`~mlhub_sync.errors.ExitCode`: 0 ok; 1 a run finished with failures; 2
+changes pending (``--detailed-exitcode``); 3 state problem (locked, newer schema, lock drift); 64
+bad spec or usage; 70 internal error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlhub_sync._version import __version__
+from mlhub_sync.cli.render import (
+    apply_json,
+    apply_line,
+    plan_json,
+    plan_line,
+    plan_text,
+    status_json,
+    status_text,
+    verify_json,
+    verify_text,
+)
+from mlhub_sync.config.credentials import resolve_api_key
+from mlhub_sync.config.models import json_schema
+from mlhub_sync.config.resolve import DatasetConfig, LoadedSpec, load_spec
+from mlhub_sync.config.sources import MlhubSource
+from mlhub_sync.errors import (
+    ExitCode,
+    MlhubSyncError,
+    UsageError,
+)
+from mlhub_sync.lockfile import Asset, Key, LockFile, lock_path, output_key, write_lock
+from mlhub_sync.net.client import Http
+from mlhub_sync.net.redact import SecretFilter, scrub
+from mlhub_sync.progress import LogReporter, NullReporter, Reporter, TqdmReporter
+from mlhub_sync.session import ApplyOutcome, DatasetPlan, DatasetRun
+from mlhub_sync.status import dataset_status
+from mlhub_sync.verify import verify_dataset
+from mlhub_sync.watch import Watcher
+
+log = logging.getLogger("mlhub_sync")
+
+
+T = TypeVar("T")
+
+
+def _parser() -> argparse.ArgumentParser:
+    def options(defaults: bool) -> argparse.ArgumentParser:
+        # The options are accepted before and after the command; after it, they must not reset
+        # what was given before it (argparse copies a subcommand's defaults over the top level).
+        common = argparse.ArgumentParser(add_help=False)
+        common.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            help="more detail: -v for INFO, -vv for DEBUG",
+            default=0 if defaults else argparse.SUPPRESS,
+        )
+        common.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            help="only errors (no progress, no summary)",
+            default=False if defaults else argparse.SUPPRESS,
+        )
+        return common
+
+    parser = argparse.ArgumentParser(
+        prog="mlhub-sync",
+        description="Declarative sync of STAC / Radiant MLHub datasets to disk.",
+        parents=[options(defaults=True)],
+    )
+    parser.add_argument("--version", action="version", version=f"mlhub-sync {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help_text, description=help_text, parents=[options(defaults=False)]
+        )
+
+    def spec_args(sub: argparse.ArgumentParser, json_help: str | None = None) -> None:
+        sub.add_argument("spec", metavar="SPEC", help="the spec file (YAML)")
+        sub.add_argument(
+            "--dataset",
+            action="append",
+            metavar="ID",
+            default=[],
+            help="only this dataset id (repeatable)",
+        )
+        if json_help:
+            sub.add_argument("--json", action="store_true", help=json_help)
+
+    def lock_args(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--locked",
+            action="store_true",
+            help="refuse (exit 3) when the catalog or selection drifted from the lock",
+        )
+        sub.add_argument(
+            "--lock-file", metavar="PATH", help="the lock file (default: SPEC.lock beside it)"
+        )
+
+    spec_args(
+        command("validate", "check a spec without touching the network or disk"),
+        "print the resolved datasets as JSON",
+    )
+    plan = command("plan", "show what apply would do, and why")
+    spec_args(plan, "print the plan as JSON (format mlhub-sync.plan/1)")
+    plan.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when changes are pending, 0 when in sync",
+    )
+    lock_args(plan)
+    apply = command("apply", "download what is missing, partial or corrupt")
+    spec_args(apply, "print the result as JSON (format mlhub-sync.apply/1)")
+    apply.add_argument(
+        "--prune", action="store_true", help="delete managed files the spec no longer selects"
+    )
+    apply.add_argument(
+        "--force", action="store_true", help="let prune delete more than max_delete files"
+    )
+    lock_args(apply)
+    spec_args(command("lock", "pin the catalogs and the selection in SPEC.lock"))
+    spec_args(
+        command("status", "what is on disk vs desired, from the state db (no network)"),
+        "print the status as JSON (format mlhub-sync.status/1)",
+    )
+    verify = command("verify", "re-check managed files against their records")
+    spec_args(verify, "print the result as JSON (format mlhub-sync.verify/1)")
+    verify.add_argument(
+        "--deep", action="store_true", help="hash every file instead of comparing size and mtime"
+    )
+    watch = command("watch", "keep the output in sync: apply on spec edits and file changes")
+    spec_args(watch)
+    watch.add_argument(
+        "--refresh-interval",
+        type=float,
+        metavar="SECONDS",
+        help="also re-apply this often, to pick up upstream catalog changes",
+    )
+    watch.add_argument(
+        "--debounce",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="wait for this much quiet after a change before applying (1.0)",
+    )
+    watch.add_argument(
+        "--polling",
+        action="store_true",
+        help="poll the file system instead of using inotify (network shares)",
+    )
+    command("schema", "print the JSON Schema of the spec")
+    return parser
+
+
+def _configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None:
+    level = (
+        logging.ERROR
+        if quiet
+        else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
+        )
+    )
+    handler.addFilter(secrets)
+    root = logging.getLogger("mlhub_sync")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    # Progress lines are the point of a non-interactive run: show them unless --quiet.
+    logging.getLogger("mlhub_sync.progress").setLevel(logging.ERROR if quiet else logging.INFO)
+    if verbose >= 2:
+        for name in ("urllib3", "requests"):
+            other = logging.getLogger(name)
+            other.handlers[:] = [handler]
+            other.setLevel(logging.DEBUG)
+
+
+def _reporter(quiet: bool, environ: Mapping[str, str]) -> Reporter:
+    if quiet:
+        return NullReporter()
+    if sys.stderr.isatty() and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb":
+        return TqdmReporter(sys.stderr)
+    return LogReporter()
+
+
+def _selected(loaded: LoadedSpec, ids: Sequence[str]) -> list[DatasetConfig]:
+    if not ids:
+        return list(loaded.datasets)
+    unknown = sorted(set(ids) - {d.id for d in loaded.datasets})
+    if unknown:
+        raise UsageError(
+            f"--dataset {', '.join(unknown)}: not in the spec",
+            hint="use an id listed under datasets:",
+        )
+    return [d for d in loaded.datasets if d.id in ids]
+
+
+def _secrets_of(loaded: LoadedSpec, environ: Mapping[str, str], secrets: SecretFilter) -> None:
+    secrets.add(environ.get("MLHUB_API_KEY"))
+    for ds in loaded.datasets:
+        if isinstance(ds.source, MlhubSource):
+            # the key may come from a profile file: it must be scrubbed too (an unusable
+            # profile is reported when the dataset runs)
+            with contextlib.suppress(MlhubSyncError):
+                secrets.add(resolve_api_key(ds.source, environ))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False))
+
+
+def _error(exc: BaseException | str) -> None:
+    print(f"mlhub-sync: error: {exc}", file=sys.stderr)
+
+
+class _Context:
+    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str], secrets: SecretFilter):
+        self.args = args
+        self.environ = environ
+        self.secrets = secrets
+        self.reporter = _reporter(args.quiet, environ)
+        self.lock: LockFile | None = None
+
+    def http_for(self, config: DatasetConfig) -> Http:
+        return Http(
+            connect_timeout=config.timeout.connect,
+            read_timeout=config.timeout.read,
+            policy=config.retry,
+            secrets=self.secrets.values,
+        )
+
+
+def _cmd_validate(ctx: _Context, loaded: LoadedSpec) -> int:
+    datasets = _selected(loaded, ctx.args.dataset)
+    if ctx.args.json:
+        _print_json(
+            {
+                "format": "mlhub-sync.validate/1",
+                "spec": str(loaded.path),
+                "datasets": [
+                    {
+                        "id": d.id,
+                        "index": d.index,
+                        "dataset_dir": str(d.dataset_dir),
+                        "asset_dir": str(d.asset_dir),
+                        "source": d.source.type,
+                        "filters": d.filters.describe(),
+                        "catalog_only": d.catalog_only,
+                    }
+                    for d in datasets
+                ],
+            }
+        )
+    elif not ctx.args.quiet:
+        print(f"{loaded.path}: valid ({len(datasets)} datasets)")
+        for d in datasets:
+            filters = "; ".join(d.filters.describe()) or "no filters"
+            print(f"  {d.label}: {d.source.type} -> {d.dataset_dir} ({filters})")
+    return ExitCode.OK
+
+
+def _each(
+    ctx: _Context, datasets: Sequence[DatasetConfig], work: Callable[[DatasetConfig], T]
+) -> tuple[list[T], int]:
+    """Run ``work`` per dataset; one dataset's failure is reported and the others go on."""
+    results: list[T] = []
+    worst: int = ExitCode.OK
+    for config in datasets:
+        try:
+            results.append(work(config))
+        except MlhubSyncError as exc:
+            _error(f"{config.label}: {exc}")
+            worst = max(worst, exc.exit_code)
+    return results, worst
+
+
+def _lock_for(
+    ctx: _Context, loaded: LoadedSpec, config: DatasetConfig
+) -> tuple[LockFile, Key] | None:
+    if not getattr(ctx.args, "locked", False):
+        return None
+    spec_path = loaded.path or Path(ctx.args.spec)
+    if ctx.lock is None:
+        ctx.lock = LockFile(
+            Path(ctx.args.lock_file) if ctx.args.lock_file else lock_path(spec_path)
+        )
+    return ctx.lock, output_key(spec_path.resolve().parent, config.id, config.output_dir)
+
+
+def _plan_one(ctx: _Context, loaded: LoadedSpec, config: DatasetConfig) -> DatasetPlan:
+    with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
+        return run.plan(lock=_lock_for(ctx, loaded, config))
+
+
+def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
+    plans, worst = _each(
+        ctx, _selected(loaded, ctx.args.dataset), lambda c: _plan_one(ctx, loaded, c)
+    )
+    drifted = [p for p in plans if p.drift is not None and p.drift.drifted]
+    for p in drifted:
+        _error(f"{p.config.label}: --locked: {p.drift.describe() if p.drift else ''}")
+    if ctx.args.json:
+        _print_json(plan_json(plans))
+    elif ctx.args.quiet:
+        pass
+    elif ctx.args.verbose or len(plans) == 1:
+        print(plan_text(plans))
+    else:
+        for p in plans:
+            print(plan_line(p))
+    if worst:
+        return worst
+    if drifted:
+        return ExitCode.STATE
+    if ctx.args.detailed_exitcode and any(p.pending for p in plans):
+        return ExitCode.CHANGES
+    return ExitCode.OK
+
+
+def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
+    datasets = _selected(loaded, ctx.args.dataset)
+    outcomes: list[ApplyOutcome] = []
+    worst: int = ExitCode.OK
+    for config in datasets:
+        try:
+            with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
+                outcome = run.apply(
+                    force=ctx.args.force,
+                    prune=ctx.args.prune or None,
+                    lock=_lock_for(ctx, loaded, config),
+                )
+        except MlhubSyncError as exc:
+            _error(f"{config.label}: {exc}")
+            worst = max(worst, exc.exit_code)
+            continue
+        outcomes.append(outcome)
+        if not ctx.args.quiet and not ctx.args.json:
+            print(plan_line(outcome.planned) if outcome.planned.pending else "", end="")
+            print(("\n" if outcome.planned.pending else "") + apply_line(outcome), flush=True)
+        if (
+            outcome.failed
+            or outcome.stats.fatal
+            or outcome.stats.interrupted
+            or outcome.prune_refused
+        ):
+            worst = max(worst, ExitCode.FAILURES)
+        if outcome.stats.fatal is not None:
+            _error(f"{config.label}: {outcome.stats.fatal}")
+        if outcome.stats.interrupted:
+            raise KeyboardInterrupt
+    if ctx.args.json:
+        _print_json(apply_json(outcomes))
+    return worst
+
+
+def _cmd_status(ctx: _Context, loaded: LoadedSpec) -> int:
+    statuses, worst = _each(ctx, _selected(loaded, ctx.args.dataset), dataset_status)
+    if ctx.args.json:
+        _print_json(status_json(statuses))
+    elif not ctx.args.quiet:
+        print(status_text(statuses))
+    return worst
+
+
+def _cmd_verify(ctx: _Context, loaded: LoadedSpec) -> int:
+    results, worst = _each(
+        ctx, _selected(loaded, ctx.args.dataset), lambda c: verify_dataset(c, deep=ctx.args.deep)
+    )
+    if ctx.args.json:
+        _print_json(verify_json(results, ctx.args.deep))
+    elif not ctx.args.quiet:
+        print(verify_text(results, ctx.args.deep))
+    if any(r.bad for r in results):
+        worst = max(worst, ExitCode.FAILURES)
+    return worst
+
+
+def _cmd_lock(ctx: _Context, loaded: LoadedSpec) -> int:
+    if ctx.args.dataset:
+        raise UsageError("lock pins the whole spec; --dataset is not supported here")
+    spec_path = loaded.path or Path(ctx.args.spec)
+    base = spec_path.resolve().parent
+    configs = sorted(loaded.datasets, key=lambda c: output_key(base, c.id, c.output_dir))
+    stack = contextlib.ExitStack()
+    with stack:
+
+        def entries() -> Iterator[tuple[dict[str, Any], Iterator[Asset]]]:
+            for config in configs:
+                run = stack.enter_context(
+                    DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter)
+                )
+                run.select()
+                key = output_key(base, config.id, config.output_dir)
+                yield run.lock_header(key), run.lock_assets()
+
+        target = lock_path(spec_path)
+        write_lock(target, entries())
+    if not ctx.args.quiet:
+        print(f"wrote {target} ({len(configs)} datasets)")
+    return ExitCode.OK
+
+
+def _cmd_watch(ctx: _Context, loaded: LoadedSpec) -> int:
+    _selected(loaded, ctx.args.dataset)  # unknown ids are a usage error up front
+    if ctx.args.refresh_interval is not None and ctx.args.refresh_interval <= 0:
+        raise UsageError("--refresh-interval must be a positive number of seconds")
+
+    def report(outcomes: list[ApplyOutcome], errors: list[str]) -> None:
+        if not ctx.args.quiet:
+            for outcome in outcomes:
+                print(apply_line(outcome), flush=True)
+        for error in errors:
+            _error(error)
+
+    watcher = Watcher(
+        loaded.path or Path(ctx.args.spec),
+        ctx.environ,
+        ctx.reporter,
+        ctx.http_for,
+        dataset_ids=tuple(ctx.args.dataset),
+        debounce=ctx.args.debounce,
+        refresh_interval=ctx.args.refresh_interval,
+        on_result=report,
+        polling=ctx.args.polling,
+    )
+
+    def stop(signum: int, frame: object) -> None:
+        watcher.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"watching {ctx.args.spec} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    watcher.run(loaded)
+    print("mlhub-sync: watch stopped", file=sys.stderr)
+    return ExitCode.OK
+
+
+_COMMANDS: dict[str, Callable[[_Context, LoadedSpec], int]] = {
+    "validate": _cmd_validate,
+    "plan": _cmd_plan,
+    "apply": _cmd_apply,
+    "status": _cmd_status,
+    "verify": _cmd_verify,
+    "watch": _cmd_watch,
+    "lock": _cmd_lock,
+}
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: parts kept, journal flushed
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``mlhub-sync`` console script."""
+    environ = os.environ if environ is None else environ
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error
+        return ExitCode.USAGE if exc.code not in (0, None) else ExitCode.OK
+    secrets = SecretFilter()
+    _configure_logging(args.verbose, args.quiet, secrets)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+    if args.command == "schema":
+        _print_json(json_schema())
+        return ExitCode.OK
+    try:
+        loaded = load_spec(args.spec, environ)
+        _secrets_of(loaded, environ, secrets)
+        return _COMMANDS[args.command](_Context(args, environ, secrets), loaded)
+    except MlhubSyncError as exc:
+        _error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mlhub-sync: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        return ExitCode.FAILURES
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
+        log.info("internal error", exc_info=True)  # -v shows it (secrets scrubbed)
+        _error(
+            f"internal error: {scrub(repr(exc), secrets.values)} (this is a bug in "
+            "mlhub-sync; run with -v for the traceback and report it)"
+        )
+        return ExitCode.INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Resolution: a validated spec becomes one :class:`DatasetConfig` per dataset, defaults
+applied and paths made absolute (relative to the spec's folder); ``load_spec`` is the entry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    ValidationError,
+)
+
+from mlhub_sync.config.diagnostics import _issues_from
+from mlhub_sync.config.filter_settings import DatetimeRange, _aware
+from mlhub_sync.config.loader import LoadedYaml, load_yaml
+from mlhub_sync.config.models import (
+    ArchiveLimits,
+    DatasetEntry,
+    Defaults,
+    ExtractLimits,
+    RetrySettings,
+    SyncSpec,
+    Timeouts,
+)
+from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacSource
+from mlhub_sync.errors import SpecError, SpecIssue
+from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.selection.filters import FilterSet, TimeWindow
+
+DEFAULT_COMMON_ASSET_KEYS = ("documentation", "readme", "test_split", "train_split",
+                             "validation_split")  # fmt: skip
+
+
+DEFAULT_WORKERS = 16
+
+
+DEFAULT_MAX_DELETE = 1000
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Everything needed to sync one dataset, defaults applied and paths made absolute."""
+
+    id: str
+    index: int
+    output_dir: Path
+    asset_output_dir: Path
+    source: MlhubSource | ArchiveSource | StacSource
+    workers: int
+    checksum: str
+    catalog_only: bool
+    common_asset_keys: frozenset[str]
+    prune: bool
+    max_delete: int
+    retry: RetryPolicy
+    timeout: Timeouts
+    archive_limits: ExtractLimits
+    filters: FilterSet
+    spec_dir: Path  # relative paths in the spec (and in its lock file) start here
+
+    @property
+    def dataset_dir(self) -> Path:
+        """``{output_dir}/{id}``: catalog, archive and state db."""
+        return self.output_dir / self.id
+
+    @property
+    def asset_dir(self) -> Path:
+        """``{asset_output_dir}/{id}``: where assets go (the dataset dir by default)."""
+        return self.asset_output_dir / self.id
+
+    @property
+    def label(self) -> str:
+        """How messages name this dataset: its id, and its position when ids repeat."""
+        return f"{self.id} (datasets[{self.index}])"
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated spec and its resolved datasets."""
+
+    path: Path | None
+    spec: SyncSpec
+    datasets: tuple[DatasetConfig, ...]
+
+
+def load_spec(path: Path | str, environ: Mapping[str, str] | None = None) -> LoadedSpec:
+    """Read, validate and resolve the spec at ``path``. Raises :class:`SpecError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError([SpecIssue(str(path), "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([SpecIssue(str(path), "", f"cannot read the spec: {exc}")]) from exc
+    loaded = load_yaml(text, str(path), os.environ if environ is None else environ)
+    return resolve_spec(loaded, path.resolve().parent, spec_path=path)
+
+
+def resolve_spec(loaded: LoadedYaml, base_dir: Path, spec_path: Path | None = None) -> LoadedSpec:
+    """Validate parsed spec data and resolve every dataset against ``base_dir``."""
+    if not isinstance(loaded.data, dict):
+        raise SpecError(
+            [SpecIssue(loaded.location(()), "", "the spec must be a mapping (version, datasets)")]
+        )
+    try:
+        spec = SyncSpec.model_validate(loaded.data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise SpecError(_issues_from(exc, loaded)) from None
+    datasets = tuple(
+        _resolve(entry, spec.defaults, index, base_dir) for index, entry in enumerate(spec.datasets)
+    )
+    _check_unique(datasets, loaded)
+    return LoadedSpec(path=spec_path, spec=spec, datasets=datasets)
+
+
+def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) -> DatasetConfig:
+    def pick(name: str) -> Any:
+        value = getattr(entry, name)
+        return getattr(defaults, name) if value is None else value
+
+    source = pick("source") or MlhubSource()
+    if isinstance(source, ArchiveSource | StacSource) and source.path is not None:
+        source = source.model_copy(update={"path": str(_absolute(source.path, base))})
+    output_dir = _absolute(pick("output_dir") or ".", base)
+    asset_root = pick("asset_output_dir")
+    spatial = entry if entry.bbox is not None or entry.intersects is not None else defaults
+    when = pick("datetime")
+    if isinstance(when, DatetimeRange):
+        window = when.window()
+    elif when is not None:
+        window = TimeWindow.day_of(_aware(when))
+    else:
+        window = None
+    collection_filter = pick("collection_filter")
+    filters = FilterSet(
+        collections=None
+        if collection_filter is None
+        else {cid: frozenset(keys) for cid, keys in collection_filter.items()},
+        time=window,
+        bbox=tuple(spatial.bbox) if spatial.bbox is not None else None,  # type: ignore[arg-type]
+        intersects=spatial.intersects,  # type: ignore[arg-type]
+    )
+    common = pick("common_asset_keys")
+    return DatasetConfig(
+        id=entry.id,
+        index=index,
+        output_dir=output_dir,
+        asset_output_dir=_absolute(asset_root, base) if asset_root else output_dir,
+        source=source,
+        workers=pick("workers") or DEFAULT_WORKERS,
+        checksum=pick("checksum") or "auto",
+        catalog_only=bool(pick("catalog_only")),
+        common_asset_keys=frozenset(DEFAULT_COMMON_ASSET_KEYS if common is None else common),
+        prune=bool(pick("prune")),
+        max_delete=DEFAULT_MAX_DELETE if pick("max_delete") is None else pick("max_delete"),
+        retry=(pick("retry") or RetrySettings()).policy(),
+        timeout=pick("timeout") or Timeouts(),
+        archive_limits=(pick("archive_limits") or ArchiveLimits()).limits(),
+        filters=filters,
+        spec_dir=base,
+    )
+
+
+def _absolute(path: str, base: Path) -> Path:
+    expanded = Path(os.path.expanduser(path))
+    return Path(os.path.normpath(expanded if expanded.is_absolute() else base / expanded))
+
+
+def _check_unique(datasets: Sequence[DatasetConfig], loaded: LoadedYaml) -> None:
+    issues = []
+    seen: dict[tuple[str, Path], int] = {}
+    for ds in datasets:
+        for key in ((ds.id, ds.dataset_dir), (ds.id, ds.asset_dir)):
+            first = seen.setdefault(key, ds.index)
+            if first != ds.index:
+                issues.append(
+                    SpecIssue(
+                        loaded.location(("datasets", ds.index, "id")),
+                        f"datasets[{ds.index}]",
+                        f"dataset {ds.id!r} already goes to {key[1]} (datasets[{first}]); "
+                        "give one of them another output_dir",
+                    )
+                )
+                break
+    if issues:
+        raise SpecError(issues)

@@ -1,0 +1,81 @@
+"""The spec models of the catalog sources (``mlhub``, ``archive``, ``stac``), one per type,
+discriminated by ``type`` (a source without one is ``mlhub``)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from mlhub_sync.config.base import _Model
+
+DEFAULT_ROOT_URL = "https://api.radiant.earth/mlhub/v1/"
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value
+
+
+class MlhubSource(_Model):
+    """The Radiant MLHub API (or a mirror speaking it): ``GET {root_url}/catalog/{id}``."""
+
+    type: Literal["mlhub"] = "mlhub"
+    root_url: str | None = Field(
+        None, description="API root; default $MLHUB_ROOT_URL, else " + DEFAULT_ROOT_URL
+    )
+    api_key: SecretStr | None = Field(
+        None, description="API key; else $MLHUB_API_KEY, then the profile (never printed)"
+    )
+    profile: str | None = Field(
+        None, description="profile in $MLHUB_HOME/profiles (default ~/.mlhub/profiles)"
+    )
+
+    _check_root = field_validator("root_url")(lambda v: v if v is None else _http_url(v))
+
+
+class _LocationSource(_Model):
+    path: str | None = Field(None, description="local file, relative to the spec's folder")
+    url: str | None = Field(None, description="http(s) URL")
+
+    _check_url = field_validator("url")(lambda v: v if v is None else _http_url(v))
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> _LocationSource:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of `path` (a local file) or `url`")
+        return self
+
+
+class ArchiveSource(_LocationSource):
+    """A STAC catalog archive (``.tar.gz``), local or remote."""
+
+    type: Literal["archive"]
+
+
+class StacSource(_LocationSource):
+    """A static STAC catalog (``catalog.json``), crawled through its child and item links."""
+
+    type: Literal["stac"]
+
+
+def _default_source_type(value: Any) -> Any:
+    if isinstance(value, Mapping) and "type" not in value:
+        return {**value, "type": "mlhub"}
+    return value
+
+
+Source = Annotated[
+    MlhubSource | ArchiveSource | StacSource,
+    Field(discriminator="type"),
+    BeforeValidator(_default_source_type),
+]

@@ -1,0 +1,5 @@
+"""Which assets are desired, and where they go: the filters (``filters``, pure), the on-disk
+layout (``layout``, pure) and the selection of one dataset's desired assets (``desired``).
+
+May import: ``errors``, ``stac``, ``state``.
+"""
