@@ -6,33 +6,26 @@ the same.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 from mlhub_sync.apply.executor import ApplyStats, Executor, ExecutorSettings
+from mlhub_sync.apply.prune import prune_files, prune_refusal
 from mlhub_sync.apply.report import ErrorReport
 from mlhub_sync.catalog.refresh import CatalogStatus, refresh_catalog
 from mlhub_sync.config.resolve import DatasetConfig
 from mlhub_sync.errors import LockDriftError, PruneRefusedError, TransferError
-from mlhub_sync.lockfile import Asset, Drift, Key, LockFile, selection_digest
+from mlhub_sync.lockcheck import check_lock
+from mlhub_sync.lockfile import Drift, Key, LockFile
 from mlhub_sync.net.client import Http
-from mlhub_sync.net.redact import redact_url
-from mlhub_sync.plan.build import PlanSummary, build_plan, iter_steps
-from mlhub_sync.plan.decide import Action
+from mlhub_sync.plan.build import Plan, build_plan
 from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.desired import SelectionSummary, select_assets
-from mlhub_sync.stac.checksum import md5_multihash
-from mlhub_sync.stac.href import href_identity
 from mlhub_sync.state.db import DB_NAME, StateDB, state_error
 from mlhub_sync.state.lock import DatasetLock
 
@@ -46,7 +39,7 @@ class DatasetPlan:
     config: DatasetConfig
     catalog: CatalogStatus
     selection: SelectionSummary = field(default_factory=SelectionSummary)
-    plan: PlanSummary = field(default_factory=PlanSummary)
+    plan: Plan = field(default_factory=Plan)
     drift: Drift | None = None  # with --locked
 
     @property
@@ -148,122 +141,11 @@ class DatasetRun:
         if self.config.catalog_only:
             return result
         if lock is not None:
-            result.drift = self.check_lock(*lock)
+            result.drift = check_lock(self.db, *lock, self.config.spec_dir)
             if not result.drift.drifted:
-                self.db.execute(
-                    "UPDATE temp.selection SET checksum = (SELECT l.checksum FROM "
-                    "temp.lock_assets l WHERE l.path = selection.path) WHERE checksum IS NULL"
-                )
+                self.db.pins.fill_checksums()
         result.plan = build_plan(self.db, str(self.config.asset_dir), if_exists)
         return result
-
-    # -- lock files -----------------------------------------------------------------------------
-
-    def lock_assets(self) -> Iterator[Asset]:
-        """The selected assets as a lock lists them (needs :meth:`select` first)."""
-        cursor = self.db.conn.cursor()
-        cursor.execute(
-            "SELECT s.path, s.href, s.size, s.checksum, f.md5, f.href, f.verified_by "
-            "FROM temp.selection s LEFT JOIN files f ON f.path = s.path ORDER BY s.path"
-        )
-        for path, href, size, checksum, md5, file_href, verified_by in cursor:
-            identity = _lock_href(href, self.config.spec_dir)
-            if checksum is not None:
-                yield path, identity, size, checksum, "catalog"
-            elif (
-                md5
-                and verified_by != "corrupt"
-                and _lock_href(file_href, self.config.spec_dir) == identity
-            ):
-                yield path, identity, size, md5_multihash(md5), "download"
-            else:
-                yield path, identity, size, None, None
-
-    def lock_header(self, key: Key) -> dict[str, Any]:
-        """The dataset's lock header (catalog pins, counts, selection digest)."""
-        count, total, unknown = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0), COALESCE(SUM(size IS NULL), 0) "
-            "FROM temp.selection"
-        ).fetchone()
-        return {
-            "id": key[0],
-            "output_dir": key[1],
-            "catalog": {
-                "sha256": self.db.get_meta("indexed_digest"),
-                "etag": self.db.get_meta("archive_etag"),
-            },
-            "selection": {
-                "assets": count,
-                "bytes": total,
-                "unknown_size": unknown,
-                "digest": selection_digest(self.lock_assets()),
-            },
-        }
-
-    def check_lock(self, lock: LockFile, key: Key) -> Drift:
-        """Compare the current catalog and selection with the lock (flat memory: SQL)."""
-        locked = lock.datasets.get(key)
-        if locked is None:
-            return Drift(missing_from_lock=True)
-        conn = self.db.conn
-        conn.executescript(
-            "DROP TABLE IF EXISTS temp.lock_assets;"
-            "CREATE TEMP TABLE lock_assets (path TEXT PRIMARY KEY, href TEXT, size INTEGER,"
-            " checksum TEXT, source TEXT) WITHOUT ROWID;"
-        )
-        batch: list[Asset] = []
-        for asset in lock.assets(key):
-            batch.append(asset)
-            if len(batch) >= 5000:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO temp.lock_assets VALUES (?,?,?,?,?)", batch
-                )
-                batch.clear()
-        conn.executemany("INSERT OR REPLACE INTO temp.lock_assets VALUES (?,?,?,?,?)", batch)
-        drift = Drift(
-            catalog_changed=locked.archive_sha256 is not None
-            and locked.archive_sha256 != self.db.get_meta("indexed_digest")
-        )
-        if selection_digest(self.lock_assets()) == locked.digest:
-            return drift
-        base = self.config.spec_dir
-        conn.create_function("lock_href", 1, lambda h: _lock_href(h, base), deterministic=True)
-        drift.added = conn.execute(
-            "SELECT COUNT(*) FROM temp.selection s WHERE s.path NOT IN "
-            "(SELECT path FROM temp.lock_assets)"
-        ).fetchone()[0]
-        drift.removed = conn.execute(
-            "SELECT COUNT(*) FROM temp.lock_assets l WHERE l.path NOT IN "
-            "(SELECT path FROM temp.selection)"
-        ).fetchone()[0]
-        changed = (
-            "FROM temp.selection s JOIN temp.lock_assets l ON l.path = s.path "
-            "WHERE lock_href(s.href) != l.href OR COALESCE(s.size, -1) != COALESCE(l.size, -1) "
-            "OR COALESCE(s.checksum, '') != "
-            "COALESCE(CASE WHEN l.source = 'catalog' THEN l.checksum END, '')"
-        )
-        drift.changed = conn.execute(f"SELECT COUNT(*) {changed}").fetchone()[0]
-        drift.samples = (
-            [
-                f"+ {row[0]}"
-                for row in conn.execute(
-                    "SELECT path FROM temp.selection WHERE path NOT IN "
-                    "(SELECT path FROM temp.lock_assets) ORDER BY path LIMIT 5"
-                )
-            ]
-            + [
-                f"- {row[0]}"
-                for row in conn.execute(
-                    "SELECT path FROM temp.lock_assets WHERE path NOT IN "
-                    "(SELECT path FROM temp.selection) ORDER BY path LIMIT 5"
-                )
-            ]
-            + [
-                f"~ {row[0]}"
-                for row in conn.execute(f"SELECT s.path {changed} ORDER BY s.path LIMIT 5")
-            ]
-        )
-        return drift
 
     def apply(
         self,
@@ -297,25 +179,21 @@ class DatasetRun:
             read_timeout=cfg.timeout.read,
         )
         executor = Executor(settings, self.db, report, stop=stop, reporter=self.reporter)
-        pending = [planned.plan.tally(a) for a in Action if a is not Action.KEEP]
-        total_bytes = sum(t.bytes for t in pending) if not any(t.unknown for t in pending) else None
+        plan = planned.plan
         try:
-            outcome.stats = executor.run(iter_steps(self.db), planned.plan.pending, total_bytes)
+            outcome.stats = executor.run(plan.steps(), plan.pending, plan.pending_bytes)
             outcome.left_out = self._report_left_out(report)
         finally:
             outcome.report = report.close()
         stats = outcome.stats
-        if (cfg.prune if prune is None else prune) and planned.plan.not_desired:
-            if stats.failed or stats.fatal or stats.interrupted:
-                outcome.prune_refused = "not pruning after a run with errors"
-            elif planned.catalog.invalid_documents:
-                outcome.prune_refused = (
-                    f"not pruning: {planned.catalog.invalid_documents} catalog documents could "
-                    "not be read, so the selection may be incomplete"
-                )
-            else:
+        if (cfg.prune if prune is None else prune) and plan.not_desired:
+            outcome.prune_refused = prune_refusal(
+                run_had_errors=bool(stats.failed or stats.fatal or stats.interrupted),
+                invalid_documents=planned.catalog.invalid_documents,
+            )
+            if outcome.prune_refused is None:
                 try:
-                    outcome.pruned = self._prune(cfg.max_delete, force)
+                    outcome.pruned = prune_files(self.db, cfg.asset_dir, cfg.max_delete, force)
                 except PruneRefusedError as exc:
                     outcome.prune_refused = str(exc)
         return outcome
@@ -324,12 +202,7 @@ class DatasetRun:
         """Put the assets the index refused (bad scheme, local file outside the catalog...)
         and the filters would select into the report: never fetched, never silently dropped."""
         count = 0
-        cursor = self.db.conn.cursor()
-        cursor.execute(
-            "SELECT collection_id, item_id, asset_key, href, reason FROM rejected "
-            "ORDER BY collection_id, item_id, asset_key"
-        )
-        for collection_id, item_id, key, href, reason in cursor:
+        for collection_id, item_id, key, href, reason in self.db.index.rejected():
             if not self.config.filters.admits_asset(collection_id, key):
                 continue
             report.add(
@@ -342,53 +215,3 @@ class DatasetRun:
             )
             count += 1
         return count
-
-    def _prune(self, max_delete: int, force: bool) -> int:
-        """Delete managed files the selection no longer wants (never untracked files)."""
-        count = self.planned_not_desired()
-        if count > max_delete and not force:
-            raise PruneRefusedError(
-                f"prune would delete {count} files, more than max_delete ({max_delete})",
-                hint="raise max_delete in the spec, or pass --force",
-            )
-        base = self.config.asset_dir
-        deleted = 0
-        last = ""
-        while True:
-            paths = [
-                row[0]
-                for row in self.db.execute(
-                    "SELECT path FROM files WHERE path > ? AND path NOT IN "
-                    "(SELECT path FROM temp.selection) ORDER BY path LIMIT 1000",
-                    (last,),
-                )
-            ]
-            if not paths:
-                return deleted
-            last = paths[-1]
-            for path in paths:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(base / path)
-                deleted += 1
-                log.info("pruned %s", path)
-            with self.db.transaction():
-                self.db.delete_files(paths)
-
-    def planned_not_desired(self) -> int:
-        """Managed files outside the current selection."""
-        return int(
-            self.db.execute(
-                "SELECT COUNT(*) FROM files WHERE path NOT IN (SELECT path FROM temp.selection)"
-            ).fetchone()[0]
-        )
-
-
-def _lock_href(href: str | None, base: Path) -> str:
-    """An href as a lock records it: no rotating signatures, no secrets, and a local file as a
-    path relative to the spec's folder (so a repository checked out anywhere locks alike)."""
-    if not href:
-        return ""
-    if href.startswith("file:"):
-        local = url2pathname(urlsplit(href).path)
-        return "file:" + Path(os.path.relpath(local, base)).as_posix()
-    return redact_url(href_identity(href))

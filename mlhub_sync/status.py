@@ -36,7 +36,7 @@ def dataset_status(config: DatasetConfig) -> DatasetStatus:
         if not config.catalog_only:
             planned.selection = select_assets(db, config.filters, config.common_asset_keys)
             planned.plan = build_plan(db, str(config.asset_dir))
-        last = db.execute("SELECT MAX(synced_at) FROM files").fetchone()[0]
+        last = db.last_sync()
     report = config.dataset_dir / "mlhub_errors.csv"
     rows = 0
     if report.exists():

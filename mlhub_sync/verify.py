@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from mlhub_sync.config.resolve import DatasetConfig
 from mlhub_sync.state.db import StateDB
 from mlhub_sync.state.lock import DatasetLock
+from mlhub_sync.state.schema import FileRecord
 
 
 @dataclass
@@ -42,87 +43,73 @@ def verify_dataset(config: DatasetConfig, *, deep: bool) -> VerifyResult:
     StateDB.open(config.dataset_dir, create=False).close()  # not synced: say so, create nothing
     with DatasetLock(config.dataset_dir), StateDB.open(config.dataset_dir, create=False) as db:
         last = ""
-        while True:
-            page = db.execute(
-                "SELECT path, size, mtime_ns, md5, verified_by FROM files WHERE path > ? "
-                "ORDER BY path LIMIT 1000",
-                (last,),
-            ).fetchall()
-            if not page:
-                break
-            last = page[-1][0]
-            refreshed: list[tuple[int, str]] = []
-            corrupt: list[tuple[str]] = []
-            for path, size, mtime_ns, md5, verified_by in page:
+        while page := db.files_after(last):
+            last = page[-1].path
+            mtimes: list[tuple[str, int]] = []
+            corrupt: list[str] = []
+            for record in page:
                 result.checked += 1
-                problem = _check_file(
-                    base + path,
-                    size,
-                    mtime_ns,
-                    md5,
-                    verified_by,
-                    deep,
-                    refreshed,
-                    corrupt,
-                    path,
-                    result,
-                )
-                if problem:
-                    if len(result.problems) < 100:
-                        result.problems.append((path, problem))
-                else:
-                    result.ok += 1
+                finding = check_file(base + record.path, record, deep)
+                if finding.kind is not None:
+                    setattr(result, finding.kind, getattr(result, finding.kind) + 1)
+                if finding.problem is None:
+                    result.ok += 1  # an unverifiable file is fine as far as we can tell
+                elif len(result.problems) < MAX_PROBLEMS:
+                    result.problems.append((record.path, finding.problem))
+                if finding.new_mtime_ns is not None:
+                    mtimes.append((record.path, finding.new_mtime_ns))
+                if finding.kind == "corrupt" and record.verified_by != "corrupt":
+                    corrupt.append(record.path)
             with db.transaction():
-                db.conn.executemany("UPDATE files SET mtime_ns = ? WHERE path = ?", refreshed)
-                db.conn.executemany(
-                    "UPDATE files SET verified_by = 'corrupt' WHERE path = ?", corrupt
-                )
+                db.set_mtimes(mtimes)
+                db.mark_corrupt(corrupt)
     return result
 
 
-def _check_file(
-    full: str,
-    size: int,
-    mtime_ns: int,
-    md5: str | None,
-    verified_by: str,
-    deep: bool,
-    refreshed: list[tuple[int, str]],
-    corrupt: list[tuple[str]],
-    path: str,
-    result: VerifyResult,
-) -> str | None:
+MAX_PROBLEMS = 100
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What one file's check found: ``kind`` names the :class:`VerifyResult` counter
+    (``None``: fine), ``problem`` says it for people, ``new_mtime_ns`` is an intact file's
+    new mtime to record."""
+
+    kind: str | None = None
+    problem: str | None = None
+    new_mtime_ns: int | None = None
+
+
+def check_file(full: str, record: FileRecord, deep: bool) -> Finding:
+    """Check the file at ``full`` against its record."""
     try:
         st = os.stat(full)
     except FileNotFoundError:
-        result.missing += 1
-        return "missing"
-    if st.st_size != size:
-        result.changed += 1
-        return f"size {st.st_size}, recorded {size}"
-    if verified_by == "corrupt":
-        result.corrupt += 1
-        return "marked corrupt by an earlier verify"
+        return Finding("missing", "missing")
+    if st.st_size != record.size:
+        return Finding("changed", f"size {st.st_size}, recorded {record.size}")
+    if record.verified_by == "corrupt":
+        return Finding("corrupt", "marked corrupt by an earlier verify")
     if not deep:
-        if st.st_mtime_ns != mtime_ns:
-            result.changed += 1
-            return "modified since it was synced (mtime)"
-        return None
-    if md5 is None:
-        result.unverifiable += 1
-        return None
-    digest = hashlib.md5()
+        if st.st_mtime_ns != record.mtime_ns:
+            return Finding("changed", "modified since it was synced (mtime)")
+        return Finding()
+    if record.md5 is None:
+        return Finding("unverifiable")
     try:
-        with open(full, "rb") as source:
-            while block := source.read(1 << 20):
-                digest.update(block)
+        md5 = file_md5(full)
     except OSError as exc:
-        result.changed += 1
-        return f"cannot read it: {exc.strerror or exc}"
-    if digest.hexdigest() != md5:
-        result.corrupt += 1
-        corrupt.append((path,))
-        return "content differs from the recorded md5"
-    if st.st_mtime_ns != mtime_ns:
-        refreshed.append((st.st_mtime_ns, path))
-    return None
+        return Finding("changed", f"cannot read it: {exc.strerror or exc}")
+    if md5 != record.md5:
+        return Finding("corrupt", "content differs from the recorded md5")
+    refreshed = st.st_mtime_ns if st.st_mtime_ns != record.mtime_ns else None
+    return Finding(new_mtime_ns=refreshed)
+
+
+def file_md5(path: str) -> str:
+    """The MD5 of the file at ``path``."""
+    digest = hashlib.md5()
+    with open(path, "rb") as source:
+        while block := source.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -67,8 +67,7 @@ def is_own_file(path: str) -> bool:
 class Change:
     """What a burst of events amounted to."""
 
-    spec: bool
-    outputs: bool
+    spec: bool  # the spec changed (else only managed files did): reload it first
 
 
 class _Handler(FileSystemEventHandler):
@@ -216,4 +215,4 @@ class Watcher:
                 kinds.add(self._events.get(timeout=self.debounce))
             except queue.Empty:
                 break
-        return Change(spec="spec" in kinds, outputs="outputs" in kinds)
+        return Change(spec="spec" in kinds)

@@ -28,16 +28,18 @@ MAY_IMPORT: dict[str, set[str]] = {
     "plan": {"errors", "stac", "state"},
     "apply": {"errors", "net", "progress", "state", "stac", "plan", "transfer"},
     "lockfile": {"errors"},
+    "lockcheck": {"errors", "net", "stac", "state", "lockfile"},
     "session": {
         "errors", "net", "progress", "state", "stac", "selection", "config", "catalog", "plan",
-        "apply", "lockfile",
+        "apply", "lockfile", "lockcheck",
     },
     "status": {"errors", "state", "selection", "config", "catalog", "plan", "session"},
     "verify": {"errors", "state", "config"},
     "watch": {"errors", "net", "progress", "state", "config", "catalog", "apply", "session"},
     "api": {"errors", "net", "progress", "config", "sources", "session"},
     "cli": {
-        "errors", "_version", "net", "progress", "config", "plan", "lockfile", "session",
+        "errors", "_version", "net", "progress", "config", "plan", "lockfile", "lockcheck",
+        "session",
         "status", "verify", "watch",
     },
     "__main__": {"cli"},
@@ -46,7 +48,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 
 MAX_LINES = 420  # "about 400": a module a reader can hold in mind
 # Still too big, each being split (architecture issue); the list may only shrink.
-TOO_BIG_FOR_NOW = {"transfer.core", "apply.executor", "cli.commands"}
+TOO_BIG_FOR_NOW = {"transfer.core", "apply.executor"}
 
 
 def modules() -> Iterator[tuple[str, Path]]:

@@ -37,6 +37,7 @@ from mlhub_sync.stac.document import Document
 from mlhub_sync.state.db import DB_NAME, StateDB
 from mlhub_sync.state.lock import LOCK_NAME
 from tests.support.mlhub_dataset import EPOCH, GeneratedDataset, build_tiny, md5_multihash
+from tests.support.sql import query
 
 BASE_URL = "https://data.example.org/mlhub/"
 CANARY_TEXT = b"canary: must never change\n"
@@ -569,9 +570,9 @@ class Local:
         os.utime(self.source, ns=(before + 10**9, before + 10**9))
 
     def index(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        with StateDB.open(self.dataset_dir) as db:
-            items = [tuple(r) for r in db.execute("SELECT * FROM items ORDER BY item_pk")]
-            assets = [tuple(r) for r in db.execute("SELECT * FROM assets ORDER BY asset_pk")]
+        db_file = self.dataset_dir / DB_NAME
+        items = query(db_file, "SELECT * FROM items ORDER BY item_pk")
+        assets = query(db_file, "SELECT * FROM assets ORDER BY asset_pk")
         return items, assets
 
 

@@ -33,6 +33,7 @@ from mlhub_sync.selection.layout import CommonLayout, asset_relpath
 from mlhub_sync.stac.document import Document
 from mlhub_sync.stac.href import normalize_href
 from mlhub_sync.state.db import StateDB
+from tests.support.sql import query
 
 FUZZ = settings(
     max_examples=300,
@@ -407,7 +408,7 @@ def assert_hrefs_fetchable_and_local_ones_inside(
 ) -> None:
     """Indexed hrefs are http(s), or ``file:`` only when allowed and inside ``local_root``."""
     root = os.path.realpath(local_root)
-    for (href,) in db.execute("SELECT href FROM assets"):
+    for (href,) in query(db.path, "SELECT href FROM assets"):
         scheme = href.split(":", 1)[0].lower()
         if scheme != "file":
             assert scheme in ("http", "https"), repr(href)
@@ -419,7 +420,7 @@ def assert_hrefs_fetchable_and_local_ones_inside(
 
 def indexed_paths(db: StateDB) -> list[str]:
     """Every ``assets.path`` in the db."""
-    return [row[0] for row in db.execute("SELECT path FROM assets")]
+    return [row[0] for row in query(db.path, "SELECT path FROM assets")]
 
 
 # ------------------------------------------------------------------------------ tests

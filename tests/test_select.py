@@ -46,8 +46,7 @@ class Indexed:
 
     def selection(self) -> dict[str, str]:
         """``{path: href}`` of ``temp.selection``."""
-        rows = self.db.execute("SELECT path, href FROM temp.selection ORDER BY path")
-        return {path: href for path, href in rows}
+        return dict(self.db.selection.rows())
 
 
 @pytest.fixture

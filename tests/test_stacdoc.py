@@ -25,6 +25,7 @@ from mlhub_sync.stac.document import (
 )
 from mlhub_sync.stac.href import normalize_href
 from mlhub_sync.state.db import StateDB
+from tests.support.sql import query
 
 ITEM_URL = "https://data.example.org/mlhub/ds/coll/item_1/item_1.json"
 
@@ -335,7 +336,7 @@ def index(db: StateDB, *docs: tuple[str, bytes]) -> Indexer:
 
 
 def rows(db: StateDB, sql: str) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in db.execute(sql)]
+    return query(db.path, sql)
 
 
 def test_documents_without_stac_version_are_ignored(db: StateDB) -> None:

@@ -12,20 +12,23 @@ import pytest
 from mlhub_sync.errors import StateError, StateLockedError
 from mlhub_sync.state.db import DB_NAME, SCHEMA_VERSION, FileRecord, StateDB
 from mlhub_sync.state.lock import DatasetLock
+from tests.support.sql import query
 
 
 def test_a_new_db_is_versioned_and_in_wal_mode(tmp_path: Path) -> None:
     with StateDB.open(tmp_path / "ds") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")} >= {
-            "meta",
-            "items",
-            "assets",
-            "rejected",
-            "files",
-            "partials",
-        }
+        assert db.schema_version() == SCHEMA_VERSION
+    db_file = tmp_path / "ds" / DB_NAME
+    assert query(db_file, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert query(db_file, "PRAGMA journal_mode") == [("wal",)]
+    assert {r[0] for r in query(db_file, "SELECT name FROM sqlite_master WHERE type='table'")} >= {
+        "meta",
+        "items",
+        "assets",
+        "rejected",
+        "files",
+        "partials",
+    }
 
 
 def test_records_survive_reopening(tmp_path: Path) -> None:

@@ -43,9 +43,7 @@ class Indexer:
         self._items: list[tuple[Any, ...]] = []
         self._assets: list[tuple[Any, ...]] = []
         self._rejected: list[tuple[Any, ...]] = []
-        self._next_item_pk = 1 + int(
-            db.execute("SELECT COALESCE(MAX(item_pk), 0) FROM items").fetchone()[0]
-        )
+        self._next_item_pk = db.index.next_item_pk()
 
     def add(self, doc: Document) -> None:
         """Index one JSON document (non-STAC JSON is ignored; invalid JSON is counted)."""
@@ -166,18 +164,4 @@ class Indexer:
             self._rejected.clear()
 
     def _write_queued(self) -> None:
-        self.db.conn.executemany(
-            "INSERT INTO items(item_pk, collection_id, item_id, minx, miny, maxx, maxy, geometry,"
-            " start_ts, end_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self._items,
-        )
-        self.db.conn.executemany(
-            "INSERT INTO assets(item_pk, collection_id, item_id, asset_key, href, media_type, "
-            "size, checksum, path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self._assets,
-        )
-        self.db.conn.executemany(
-            "INSERT INTO rejected(collection_id, item_id, asset_key, href, reason) "
-            "VALUES (?, ?, ?, ?, ?)",
-            self._rejected,
-        )
+        self.db.index.insert(self._items, self._assets, self._rejected)

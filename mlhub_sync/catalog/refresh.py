@@ -178,7 +178,7 @@ def _reindex(
     share_tree = config.asset_dir == dataset_dir
     try:
         with db.transaction():
-            db.clear_index()
+            db.index.clear()
             indexer = Indexer(db, allow_file_hrefs=allow_file_hrefs, local_root=local_root)
             for doc in documents(staging):
                 indexer.add(doc)

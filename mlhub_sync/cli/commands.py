@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlhub_sync._version import __version__
+from mlhub_sync.cli.parser import build_parser
 from mlhub_sync.cli.render import (
     apply_json,
     apply_line,
@@ -40,6 +40,7 @@ from mlhub_sync.errors import (
     MlhubSyncError,
     UsageError,
 )
+from mlhub_sync.lockcheck import lock_assets, lock_header
 from mlhub_sync.lockfile import Asset, Key, LockFile, lock_path, output_key, write_lock
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import SecretFilter, scrub
@@ -53,117 +54,6 @@ log = logging.getLogger("mlhub_sync")
 
 
 T = TypeVar("T")
-
-
-def _parser() -> argparse.ArgumentParser:
-    def options(defaults: bool) -> argparse.ArgumentParser:
-        # The options are accepted before and after the command; after it, they must not reset
-        # what was given before it (argparse copies a subcommand's defaults over the top level).
-        common = argparse.ArgumentParser(add_help=False)
-        common.add_argument(
-            "-v",
-            "--verbose",
-            action="count",
-            help="more detail: -v for INFO, -vv for DEBUG",
-            default=0 if defaults else argparse.SUPPRESS,
-        )
-        common.add_argument(
-            "-q",
-            "--quiet",
-            action="store_true",
-            help="only errors (no progress, no summary)",
-            default=False if defaults else argparse.SUPPRESS,
-        )
-        return common
-
-    parser = argparse.ArgumentParser(
-        prog="mlhub-sync",
-        description="Declarative sync of STAC / Radiant MLHub datasets to disk.",
-        parents=[options(defaults=True)],
-    )
-    parser.add_argument("--version", action="version", version=f"mlhub-sync {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(
-            name, help=help_text, description=help_text, parents=[options(defaults=False)]
-        )
-
-    def spec_args(sub: argparse.ArgumentParser, json_help: str | None = None) -> None:
-        sub.add_argument("spec", metavar="SPEC", help="the spec file (YAML)")
-        sub.add_argument(
-            "--dataset",
-            action="append",
-            metavar="ID",
-            default=[],
-            help="only this dataset id (repeatable)",
-        )
-        if json_help:
-            sub.add_argument("--json", action="store_true", help=json_help)
-
-    def lock_args(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--locked",
-            action="store_true",
-            help="refuse (exit 3) when the catalog or selection drifted from the lock",
-        )
-        sub.add_argument(
-            "--lock-file", metavar="PATH", help="the lock file (default: SPEC.lock beside it)"
-        )
-
-    spec_args(
-        command("validate", "check a spec without touching the network or disk"),
-        "print the resolved datasets as JSON",
-    )
-    plan = command("plan", "show what apply would do, and why")
-    spec_args(plan, "print the plan as JSON (format mlhub-sync.plan/1)")
-    plan.add_argument(
-        "--detailed-exitcode",
-        action="store_true",
-        help="exit 2 when changes are pending, 0 when in sync",
-    )
-    lock_args(plan)
-    apply = command("apply", "download what is missing, partial or corrupt")
-    spec_args(apply, "print the result as JSON (format mlhub-sync.apply/1)")
-    apply.add_argument(
-        "--prune", action="store_true", help="delete managed files the spec no longer selects"
-    )
-    apply.add_argument(
-        "--force", action="store_true", help="let prune delete more than max_delete files"
-    )
-    lock_args(apply)
-    spec_args(command("lock", "pin the catalogs and the selection in SPEC.lock"))
-    spec_args(
-        command("status", "what is on disk vs desired, from the state db (no network)"),
-        "print the status as JSON (format mlhub-sync.status/1)",
-    )
-    verify = command("verify", "re-check managed files against their records")
-    spec_args(verify, "print the result as JSON (format mlhub-sync.verify/1)")
-    verify.add_argument(
-        "--deep", action="store_true", help="hash every file instead of comparing size and mtime"
-    )
-    watch = command("watch", "keep the output in sync: apply on spec edits and file changes")
-    spec_args(watch)
-    watch.add_argument(
-        "--refresh-interval",
-        type=float,
-        metavar="SECONDS",
-        help="also re-apply this often, to pick up upstream catalog changes",
-    )
-    watch.add_argument(
-        "--debounce",
-        type=float,
-        default=1.0,
-        metavar="SECONDS",
-        help="wait for this much quiet after a change before applying (1.0)",
-    )
-    watch.add_argument(
-        "--polling",
-        action="store_true",
-        help="poll the file system instead of using inotify (network shares)",
-    )
-    command("schema", "print the JSON Schema of the spec")
-    return parser
 
 
 def _configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None:
@@ -408,7 +298,10 @@ def _cmd_lock(ctx: _Context, loaded: LoadedSpec) -> int:
                 )
                 run.select()
                 key = output_key(base, config.id, config.output_dir)
-                yield run.lock_header(key), run.lock_assets()
+                yield (
+                    lock_header(run.db, key, config.spec_dir),
+                    lock_assets(run.db, config.spec_dir),
+                )
 
         target = lock_path(spec_path)
         write_lock(target, entries())
@@ -471,7 +364,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     """Entry point of the ``mlhub-sync`` console script."""
     environ = os.environ if environ is None else environ
     try:
-        args = _parser().parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage error
         return ExitCode.USAGE if exc.code not in (0, None) else ExitCode.OK
     secrets = SecretFilter()

@@ -13,9 +13,9 @@ verify     modified-locally,     a file is there but we cannot vouch for it by `
 keep       up-to-date            recorded, same size and mtime: nothing to do
 =========  ====================  ==========================================================
 
-``build_plan`` streams the selection against the ``files``/``partials`` records and one
-``stat`` per path; steps other than *keep* go to a TEMP table ``plan_steps`` that the executor
-reads back in href order (so a shared href is fetched once). Memory stays flat.
+``if_exists`` (the Python API's) changes two rows: ``skip`` keeps any file that is there,
+unchecked; ``overwrite`` replaces it (reason ``requested``). No action deletes anything:
+deleting is prune's, and only when asked. ``build`` applies :func:`decide` to every path.
 """
 
 from __future__ import annotations
