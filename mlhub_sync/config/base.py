@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-)
+from pydantic import BaseModel, ConfigDict
 
 
-class _Model(BaseModel):
+class StrictModel(BaseModel):
+    """Frozen, ``extra="forbid"``, strict: ``catalog_only: "no"`` is an error, not ``False``."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)

@@ -27,7 +27,7 @@ from mlhub_sync.config.sources import ArchiveSource, MlhubSource
 from mlhub_sync.errors import SpecIssue
 
 
-def _issues_from(exc: ValidationError, loaded: LoadedYaml) -> list[SpecIssue]:
+def issues_from(exc: ValidationError, loaded: LoadedYaml) -> list[SpecIssue]:
     by_path: dict[Path_, list[Mapping[str, Any]]] = {}
     for error in exc.errors(include_url=False):
         path = _data_path(loaded.data, error["loc"], missing=error["type"] == "missing")

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlhub_sync.config.base import _Model
+from mlhub_sync.config.base import StrictModel
 from mlhub_sync.selection.filters import TimeWindow
 
 
@@ -42,13 +42,13 @@ def _representable(value: dt.date | dt.datetime) -> dt.date | dt.datetime:
     # The filters work on the UTC day around a bound; year 1 and 9999 can overflow there.
     try:
         TimeWindow.from_bounds(value, value)
-        TimeWindow.day_of(_aware(value))
+        TimeWindow.day_of(as_aware(value))
     except OverflowError:
         raise ValueError(f"{value} is outside the supported range of dates") from None
     return value
 
 
-def _aware(value: dt.date | dt.datetime) -> dt.date | dt.datetime:
+def as_aware(value: dt.date | dt.datetime) -> dt.date | dt.datetime:
     if isinstance(value, dt.datetime) and value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)  # naive means UTC
     return value
@@ -59,7 +59,7 @@ TimeBound = Annotated[
 ]
 
 
-class DatetimeRange(_Model):
+class DatetimeRange(StrictModel):
     """An inclusive time range; a date as ``end`` includes that whole (UTC) day."""
 
     start: TimeBound | None = None
@@ -76,8 +76,8 @@ class DatetimeRange(_Model):
 
     def window(self) -> TimeWindow:
         """The range as a :class:`TimeWindow`."""
-        start = _aware(self.start) if self.start is not None else None
-        end = _aware(self.end) if self.end is not None else None
+        start = as_aware(self.start) if self.start is not None else None
+        end = as_aware(self.end) if self.end is not None else None
         return TimeWindow.from_bounds(start, end)
 
 
@@ -93,7 +93,7 @@ def _split_interval(value: Any) -> Any:
 DatetimeFilter = Annotated[DatetimeRange | TimeBound, BeforeValidator(_split_interval)]
 
 
-def _check_bbox(bbox: list[float]) -> list[float]:
+def check_bbox(bbox: list[float]) -> list[float]:
     minx, miny, maxx, maxy = bbox
     for name, lon in (("min longitude", minx), ("max longitude", maxx)):
         if not -180.0 <= lon <= 180.0:
@@ -117,7 +117,7 @@ BBox = Annotated[
 ]
 
 
-class GeoJSONFile(_Model):
+class GeoJSONFile(StrictModel):
     """A GeoJSON file (Geometry, Feature or FeatureCollection), relative to the spec."""
 
     path: str
@@ -129,7 +129,7 @@ Intersects = Annotated[
 ]
 
 
-def _read_geojson(path: Path) -> dict[str, Any]:
+def read_geojson(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:

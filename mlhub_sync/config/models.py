@@ -34,14 +34,14 @@ from pydantic import (
     model_validator,
 )
 
-from mlhub_sync.config.base import _Model
+from mlhub_sync.config.base import StrictModel
 from mlhub_sync.config.filter_settings import (
     BBox,
     DatetimeFilter,
     GeoJSONFile,
     Intersects,
-    _check_bbox,
-    _read_geojson,
+    check_bbox,
+    read_geojson,
 )
 from mlhub_sync.config.sources import Source
 from mlhub_sync.net.retry import RetryPolicy
@@ -50,14 +50,14 @@ from mlhub_sync.selection.filters import geometry_from_geojson
 _DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
-class Timeouts(_Model):
+class Timeouts(StrictModel):
     """Network timeouts in seconds: to connect, and between two reads of a response."""
 
     connect: Annotated[float, Field(gt=0, le=600)] = 10.0
     read: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
-class ArchiveLimits(_Model):
+class ArchiveLimits(StrictModel):
     """Caps on what a catalog archive may unpack to (a decompression bomb is refused)."""
 
     max_members: Annotated[int, Field(ge=1)] = Field(10_000_000, description="files in it")
@@ -77,7 +77,7 @@ class ArchiveLimits(_Model):
         )
 
 
-class RetrySettings(_Model):
+class RetrySettings(StrictModel):
     """Retries of a failing transfer: exponential backoff with full jitter."""
 
     max_retries: Annotated[int, Field(ge=0, le=100)] = Field(
@@ -100,7 +100,7 @@ def _checksum_off(value: Any) -> Any:
     return "off" if value is False else value
 
 
-class DatasetSettings(_Model):
+class DatasetSettings(StrictModel):
     """Settings a dataset can take, and ``defaults`` can give to all datasets."""
 
     output_dir: str | None = Field(None, description="default: the spec's folder")
@@ -137,7 +137,7 @@ class DatasetSettings(_Model):
         None, description="a GeoJSON Geometry, Feature or FeatureCollection, or {path: file}"
     )
 
-    _check_bbox = field_validator("bbox")(lambda v: v if v is None else _check_bbox(v))
+    _check_bbox = field_validator("bbox")(lambda v: v if v is None else check_bbox(v))
 
     @model_validator(mode="after")
     def _one_spatial_filter(self) -> DatasetSettings:
@@ -152,7 +152,7 @@ class DatasetSettings(_Model):
             return None
         if isinstance(value, GeoJSONFile):
             base = Path((info.context or {}).get("base_dir", "."))
-            value = _read_geojson(base / value.path)
+            value = read_geojson(base / value.path)
         if not isinstance(value.get("type"), str):
             raise ValueError(
                 "invalid GeoJSON: `type` must be a Geometry type (e.g. Polygon), Feature or "
@@ -186,7 +186,7 @@ class DatasetEntry(DatasetSettings):
         return value
 
 
-class SyncSpec(_Model):
+class SyncSpec(StrictModel):
     """The whole spec file."""
 
     version: Literal[1] = Field(description="spec format version; 1")

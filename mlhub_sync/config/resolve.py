@@ -13,8 +13,8 @@ from pydantic import (
     ValidationError,
 )
 
-from mlhub_sync.config.diagnostics import _issues_from
-from mlhub_sync.config.filter_settings import DatetimeRange, _aware
+from mlhub_sync.config.diagnostics import issues_from
+from mlhub_sync.config.filter_settings import DatetimeRange, as_aware
 from mlhub_sync.config.loader import LoadedYaml, load_yaml
 from mlhub_sync.config.models import (
     ArchiveLimits,
@@ -108,7 +108,7 @@ def resolve_spec(loaded: LoadedYaml, base_dir: Path, spec_path: Path | None = No
     try:
         spec = SyncSpec.model_validate(loaded.data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        raise SpecError(_issues_from(exc, loaded)) from None
+        raise SpecError(issues_from(exc, loaded)) from None
     datasets = tuple(
         _resolve(entry, spec.defaults, index, base_dir) for index, entry in enumerate(spec.datasets)
     )
@@ -131,7 +131,7 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
     if isinstance(when, DatetimeRange):
         window = when.window()
     elif when is not None:
-        window = TimeWindow.day_of(_aware(when))
+        window = TimeWindow.day_of(as_aware(when))
     else:
         window = None
     collection_filter = pick("collection_filter")

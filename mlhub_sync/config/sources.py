@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from mlhub_sync.config.base import _Model
+from mlhub_sync.config.base import StrictModel
 
 DEFAULT_ROOT_URL = "https://api.radiant.earth/mlhub/v1/"
 
@@ -26,7 +26,7 @@ def _http_url(value: str) -> str:
     return value
 
 
-class MlhubSource(_Model):
+class MlhubSource(StrictModel):
     """The Radiant MLHub API (or a mirror speaking it): ``GET {root_url}/catalog/{id}``."""
 
     type: Literal["mlhub"] = "mlhub"
@@ -43,7 +43,7 @@ class MlhubSource(_Model):
     _check_root = field_validator("root_url")(lambda v: v if v is None else _http_url(v))
 
 
-class _LocationSource(_Model):
+class _LocationSource(StrictModel):
     path: str | None = Field(None, description="local file, relative to the spec's folder")
     url: str | None = Field(None, description="http(s) URL")
 
