@@ -1,4 +1,4 @@
-"""The engine: one dataset's resolve -> select -> plan (-> apply), under its folder lock.
+"""A dataset run: resolve -> select -> plan (-> apply, -> prune), under its folder lock.
 
 The CLI and the Python API both drive datasets through :class:`DatasetRun`, so they behave
 the same.
