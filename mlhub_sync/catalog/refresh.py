@@ -1,4 +1,4 @@
-"""Resolve a dataset's catalog: fetch it (conditionally) and bring the index up to date.
+"""Refresh a dataset's catalog: take its source's snapshot and bring the index up to date.
 
 The index is rebuilt only when the archive changed (or the index or unpacked catalog is
 missing). Rebuilding happens in one transaction together with installing the unpacked tree
@@ -19,15 +19,12 @@ from mlhub_sync.catalog.index import Indexer
 from mlhub_sync.catalog.install import catalog_root, install, remove_tree, staging_dir
 from mlhub_sync.config.models import ExtractLimits
 from mlhub_sync.config.resolve import DatasetConfig
-from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacSource
 from mlhub_sync.errors import DamagedArchiveError, FatalLocalError
 from mlhub_sync.net.client import Http
 from mlhub_sync.progress import NULL_REPORTER, Reporter
-from mlhub_sync.sources.archive import archive_path, copy_local, fetch_remote, folder_url
-from mlhub_sync.sources.base import FetchedArchive
-from mlhub_sync.sources.mlhub import fetch_archive
-from mlhub_sync.sources.stac import crawl
-from mlhub_sync.sources.stac import local_root as stac_local_root
+from mlhub_sync.sources.archive import archive_path
+from mlhub_sync.sources.base import CrawledCatalog, FetchedArchive, SourceContext
+from mlhub_sync.sources.registry import source_for
 from mlhub_sync.stac.document import Document
 from mlhub_sync.state.db import StateDB
 
@@ -45,33 +42,6 @@ class CatalogStatus:
     invalid_documents: int = 0
 
 
-def fetch(
-    config: DatasetConfig,
-    db: StateDB,
-    http: Http,
-    environ: Mapping[str, str],
-    reporter: Reporter = NULL_REPORTER,
-) -> FetchedArchive:
-    """Fetch the archive of an ``mlhub`` or ``archive`` source."""
-    source = config.source
-    kept = archive_path(config.dataset_dir, config.id)
-    if isinstance(source, MlhubSource):
-        return fetch_archive(source, config.id, kept, db, http, environ, reporter)
-    assert isinstance(source, ArchiveSource)
-    if source.path is not None:
-        return copy_local(Path(source.path), kept, db)
-    assert source.url is not None
-    return fetch_remote(
-        http,
-        source.url,
-        kept,
-        db,
-        base_url=folder_url(source.url),
-        what=f"{config.id}: fetch catalog archive",
-        reporter=reporter,
-    )
-
-
 def refresh_catalog(
     config: DatasetConfig,
     db: StateDB,
@@ -87,28 +57,32 @@ def refresh_catalog(
     limits = limits or config.archive_limits
     dataset_dir = config.dataset_dir
     dataset_dir.mkdir(parents=True, exist_ok=True)
-    if isinstance(config.source, StacSource):
-        source = config.source
-        invalid: list[str] = []
-        return _reindex(
-            config,
-            db,
-            lambda staging: crawl(source, staging, http, reporter, invalid),
-            allow_file_hrefs=source.path is not None,
-            local_root=stac_local_root(source),
-            meta={"indexed_digest": None},
-            crawl_invalid=invalid,
-        )
+    source = source_for(config.source)
+    context = SourceContext(config.id, dataset_dir, db, http, environ, reporter)
     failures = 0
     while True:
+        snapshot = source.snapshot(context)
+        if isinstance(snapshot, CrawledCatalog):
+            return _reindex(
+                config,
+                db,
+                snapshot.documents,
+                allow_file_hrefs=snapshot.allow_file_hrefs,
+                local_root=snapshot.local_root,
+                meta={"indexed_digest": None},
+                crawl_invalid=snapshot.invalid,
+            )
         try:
-            return _refresh_archive(config, db, http, environ, reporter, limits)
+            return _refresh_archive(config, db, snapshot, reporter, limits)
         except DamagedArchiveError as exc:
             # A flipped byte, an HTML error page or a cut connection on the way: like any
             # transient fault, fetch again (a local archive would only fail the same way).
             failures += 1
-            remote = not (isinstance(config.source, ArchiveSource) and config.source.path)
-            if not remote or not http.policy.should_retry(failures) or http.stop.is_set():
+            if (
+                not source.refetch_damaged
+                or not http.policy.should_retry(failures)
+                or http.stop.is_set()
+            ):
                 raise
             wait = http.policy.delay(failures, None, http.rand())
             log.warning("%s: %s; fetching it again in %.1fs", config.id, exc.message, wait)
@@ -118,13 +92,11 @@ def refresh_catalog(
 def _refresh_archive(
     config: DatasetConfig,
     db: StateDB,
-    http: Http,
-    environ: Mapping[str, str],
+    fetched: FetchedArchive,
     reporter: Reporter,
     limits: ExtractLimits,
 ) -> CatalogStatus:
     dataset_dir = config.dataset_dir
-    fetched = fetch(config, db, http, environ, reporter)
     root_catalog = db.get_meta("root_catalog")
     up_to_date = (
         db.get_meta("indexed_digest") == fetched.sha256

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from mlhub_sync.config.sources import ArchiveSource
 from mlhub_sync.errors import CatalogError, FatalLocalError
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.progress import NULL_REPORTER, Reporter
-from mlhub_sync.sources.base import FetchedArchive
+from mlhub_sync.sources.base import FetchedArchive, SourceContext
 from mlhub_sync.state.db import StateDB
 
 
@@ -138,3 +139,31 @@ def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
     return FetchedArchive(
         target, sha256, changed, base, True, meta, local_root=source.parent.resolve()
     )
+
+
+class ArchiveCatalog:
+    """The ``archive`` source: a catalog archive at a local ``path`` or a remote ``url``."""
+
+    def __init__(self, spec: ArchiveSource):
+        self.spec = spec
+
+    @property
+    def refetch_damaged(self) -> bool:
+        """A remote archive damaged on the way is fetched again; a local one would not heal."""
+        return self.spec.url is not None
+
+    def snapshot(self, ctx: SourceContext) -> FetchedArchive:
+        """Copy the local archive when it changed, or fetch the remote one conditionally."""
+        kept = archive_path(ctx.dataset_dir, ctx.dataset_id)
+        if self.spec.path is not None:
+            return copy_local(Path(self.spec.path), kept, ctx.db)
+        assert self.spec.url is not None
+        return fetch_remote(
+            ctx.http,
+            self.spec.url,
+            kept,
+            ctx.db,
+            base_url=folder_url(self.spec.url),
+            what=f"{ctx.dataset_id}: fetch catalog archive",
+            reporter=ctx.reporter,
+        )

@@ -1,14 +1,29 @@
-"""Where a catalog comes from.
+"""The seam between where a catalog comes from and what we do with it.
 
-Each source turns a dataset config into *documents to index* plus a staged copy of the catalog
-tree: ``mlhub`` (the API's ``/catalog/{id}`` archive), ``archive`` (a local or remote
-``.tar.gz``) and ``stac`` (a static ``catalog.json`` crawled through its links).
+A :class:`Source` turns its spec model into a :data:`Snapshot` of the catalog as it is
+upstream, and the catalog stage (``catalog.refresh``) indexes and installs it:
+
+- :class:`FetchedArchive`: a catalog archive on disk (``mlhub``: the API's ``/catalog/{id}``;
+  ``archive``: a local or remote ``.tar.gz``), extracted safely by the catalog stage, which
+  skips the work when its sha256 is the one already indexed;
+- :class:`CrawledCatalog`: documents that arrive one by one (``stac``: a static
+  ``catalog.json`` crawled through its links), each staged in the dataset layout as it comes.
+
+Adding a source is one module in this package (a class with ``snapshot``), its spec model in
+``config/sources.py`` and one line in ``registry.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
+
+from mlhub_sync.net.client import Http
+from mlhub_sync.progress import NULL_REPORTER, Reporter
+from mlhub_sync.stac.document import Document
+from mlhub_sync.state.db import StateDB
 
 
 @dataclass(frozen=True)
@@ -16,8 +31,8 @@ class FetchedArchive:
     """A catalog archive ready to read.
 
     ``path`` is the file to read: the kept archive when nothing changed, else a freshly
-    fetched ``.part`` that :func:`mlhub_sync.resolve.refresh_catalog` installs as the archive
-    once it has proved sound. ``meta`` holds the validators to record on success.
+    fetched ``.part`` that :func:`mlhub_sync.catalog.refresh.refresh_catalog` installs as the
+    archive once it has proved sound. ``meta`` holds the validators to record on success.
     """
 
     path: Path
@@ -32,3 +47,47 @@ class FetchedArchive:
     def pending(self) -> bool:
         """True when ``path`` is a new download still to be installed."""
         return self.path.name.endswith(".part")
+
+
+@dataclass(frozen=True)
+class CrawledCatalog:
+    """A catalog that arrives as documents.
+
+    ``documents(staging)`` fetches them, stages each under ``staging`` at its place in the
+    layout and yields it for the indexer; it appends the ones it could not read to
+    ``invalid`` (they are counted, and they stop prune). ``file:`` hrefs are allowed only
+    when ``allow_file_hrefs``, and only inside ``local_root``.
+    """
+
+    documents: Callable[[Path], Iterator[Document]]
+    allow_file_hrefs: bool
+    local_root: Path | None = None
+    invalid: list[str] = field(default_factory=list)
+
+
+Snapshot = FetchedArchive | CrawledCatalog
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """What a source may use: the dataset's id and folder, its state db (the last fetch's
+    validators live in ``meta``), the run's API client, the environment and progress."""
+
+    dataset_id: str
+    dataset_dir: Path
+    db: StateDB
+    http: Http
+    environ: Mapping[str, str]
+    reporter: Reporter = NULL_REPORTER
+
+
+class Source(Protocol):
+    """One way a catalog reaches us."""
+
+    @property
+    def refetch_damaged(self) -> bool:
+        """Whether a damaged archive from here is worth fetching again (it was damaged on the
+        way), or would only fail the same way (a local file)."""
+
+    def snapshot(self, ctx: SourceContext) -> Snapshot:
+        """The catalog as it is now (conditionally fetched where the source allows)."""

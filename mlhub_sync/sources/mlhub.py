@@ -16,8 +16,8 @@ from mlhub_sync.errors import CatalogError
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.progress import NULL_REPORTER, Reporter
-from mlhub_sync.sources.archive import fetch_remote
-from mlhub_sync.sources.base import FetchedArchive
+from mlhub_sync.sources.archive import archive_path, fetch_remote
+from mlhub_sync.sources.base import FetchedArchive, SourceContext
 from mlhub_sync.state.db import StateDB
 
 
@@ -71,3 +71,19 @@ def get_dataset(http: Http, root_url: str, dataset_id: str, api_key: str | None)
             "the API answered with an unexpected dataset object", subject=redact_url(url)
         )
     return data
+
+
+class MlhubCatalog:
+    """The ``mlhub`` source: the Radiant MLHub API (or a mirror speaking it)."""
+
+    refetch_damaged = True  # blob storage behind the API: damage happened on the way
+
+    def __init__(self, spec: MlhubSource):
+        self.spec = spec
+
+    def snapshot(self, ctx: SourceContext) -> FetchedArchive:
+        """The dataset's catalog archive from ``/catalog/{id}``, fetched conditionally."""
+        kept = archive_path(ctx.dataset_dir, ctx.dataset_id)
+        return fetch_archive(
+            self.spec, ctx.dataset_id, kept, ctx.db, ctx.http, ctx.environ, ctx.reporter
+        )

@@ -27,6 +27,7 @@ from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.layout import safe_component
+from mlhub_sync.sources.base import CrawledCatalog, SourceContext
 from mlhub_sync.stac.document import Document, document_kind
 from mlhub_sync.stac.href import check_local_href, normalize_href
 
@@ -159,3 +160,23 @@ def _stage(staging: Path, rel: str, data: bytes) -> bool:
     with os.fdopen(fd, "wb") as out:
         out.write(data)
     return True
+
+
+class StaticCatalog:
+    """The ``stac`` source: a static catalog crawled from its ``catalog.json``, local or
+    remote. It has no single validator to ask, so it is crawled on every plan."""
+
+    refetch_damaged = False  # no archive to be damaged
+
+    def __init__(self, spec: StacSource):
+        self.spec = spec
+
+    def snapshot(self, ctx: SourceContext) -> CrawledCatalog:
+        """The crawl, to run when the catalog stage is ready to stage what it finds."""
+        invalid: list[str] = []
+        return CrawledCatalog(
+            documents=lambda staging: crawl(self.spec, staging, ctx.http, ctx.reporter, invalid),
+            allow_file_hrefs=self.spec.path is not None,
+            local_root=local_root(self.spec),
+            invalid=invalid,
+        )
