@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from mlhub_sync.config.resolve import DatasetConfig
+from mlhub_sync.stac.checksum import hash_file
 from mlhub_sync.state.db import StateDB
 from mlhub_sync.state.lock import DatasetLock
 
@@ -114,8 +115,7 @@ def _check_file(
     digest = hashlib.md5()
     try:
         with open(full, "rb") as source:
-            while block := source.read(1 << 20):
-                digest.update(block)
+            hash_file(source, digest)
     except OSError as exc:
         result.changed += 1
         return f"cannot read it: {exc.strerror or exc}"

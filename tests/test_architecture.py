@@ -33,7 +33,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "apply", "lockfile",
     },
     "status": {"errors", "state", "selection", "config", "catalog", "plan", "session"},
-    "verify": {"errors", "state", "config"},
+    "verify": {"errors", "state", "stac", "config"},
     "watch": {"errors", "net", "progress", "state", "config", "catalog", "apply", "session"},
     "api": {"errors", "net", "progress", "config", "sources", "session"},
     "cli": {

@@ -108,9 +108,14 @@ def refresh_catalog(
             # transient fault, fetch again (a local archive would only fail the same way).
             failures += 1
             remote = not (isinstance(config.source, ArchiveSource) and config.source.path)
-            if not remote or not http.policy.should_retry(failures) or http.stop.is_set():
+            wait = http.policy.next_attempt(
+                failures,
+                retryable=remote and not http.stop.is_set(),
+                retry_after=None,
+                jitter=http.rand(),
+            )
+            if wait is None:
                 raise
-            wait = http.policy.delay(failures, None, http.rand())
             log.warning("%s: %s; fetching it again in %.1fs", config.id, exc.message, wait)
             http.sleep(wait)
 
