@@ -16,7 +16,7 @@ FatalLocalError       1      a local failure that stops the whole run (disk full
 ApplyError            1      a run finished and some assets failed (the report has them)
 ====================  =====  =============================================================
 
-The exit codes themselves are :class:`ExitCode`. Exceptions from requests, urllib3, sqlite3 and
+The exit codes themselves are :class:`ExitCode`. Exceptions from requests, libcurl, sqlite3 and
 the OS are mapped to these at one boundary each and chained with ``raise ... from``.
 """
 

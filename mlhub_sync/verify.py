@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlhub_sync.config.resolve import DatasetConfig
+from mlhub_sync.stac.checksum import hash_file
 from mlhub_sync.state.db import StateDB
 from mlhub_sync.state.lock import DatasetLock
 from mlhub_sync.state.schema import FileRecord
@@ -109,7 +111,5 @@ def check_file(full: str, record: FileRecord, deep: bool) -> Finding:
 def file_md5(path: str) -> str:
     """The MD5 of the file at ``path``."""
     digest = hashlib.md5()
-    with open(path, "rb") as source:
-        while block := source.read(1 << 20):
-            digest.update(block)
+    hash_file(Path(path), digest)
     return digest.hexdigest()

@@ -34,7 +34,7 @@ MAY_IMPORT: dict[str, set[str]] = {
         "apply", "lockfile", "lockcheck",
     },
     "status": {"errors", "state", "selection", "config", "catalog", "plan", "session"},
-    "verify": {"errors", "state", "config"},
+    "verify": {"errors", "state", "stac", "config"},
     "watch": {"errors", "net", "progress", "state", "config", "catalog", "apply", "session"},
     "api": {"errors", "net", "progress", "config", "sources", "session"},
     "cli": {
@@ -48,7 +48,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 
 MAX_LINES = 420  # "about 400": a module a reader can hold in mind
 # Still too big, each being split (architecture issue); the list may only shrink.
-TOO_BIG_FOR_NOW = {"transfer.core", "apply.executor"}
+TOO_BIG_FOR_NOW: set[str] = set()
 
 
 def modules() -> Iterator[tuple[str, Path]]:

@@ -1,4 +1,5 @@
-"""``Transferer.fetch`` against a real :class:`TestServer`: bytes on disk and the request log.
+"""Transfers run by the production libcurl driver against a real :class:`TestServer`: bytes
+on disk and the request log.
 
 Every test checks both what ended up on disk (MD5 against the served blob) and what the server
 saw (how many GETs, which Range / If-Range headers, which statuses).
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,19 +25,11 @@ import pytest
 from mlhub_sync.errors import FatalLocalError, MlhubSyncError, TransferError
 from mlhub_sync.net.client import USER_AGENT
 from mlhub_sync.net.retry import RetryPolicy
-from mlhub_sync.transfer.core import (
-    Cancelled,
-    CurlMulti,
-    StartedCallback,
-    Steps,
-    Transferer,
-    TransferRequest,
-    TransferResult,
-    copy_or_link,
-)
+from mlhub_sync.transfer.curl import Cancelled, CurlDriver
+from mlhub_sync.transfer.local import copy_or_link
+from mlhub_sync.transfer.ops import FetchState, StartedCallback, TransferRequest, TransferResult
+from mlhub_sync.transfer.rules import Transfers
 from tests.support.server import Fault, RequestRecord, TestServer
-
-T = TypeVar("T")
 
 SIZE = 300_000  # several of the server's 64 KiB chunks
 BLOB = "/blobs/ds/item/image.tif"
@@ -98,56 +91,39 @@ def closed_port() -> int:
     return port
 
 
-class MultiDriven(Transferer):
-    """Runs each fetch and HEAD through one :class:`CurlMulti`, as the executor's drivers do
-    (one runner for the transferer's life: its connections are kept alive between fetches)."""
+class Client:
+    """One worker's transfers on one production :class:`CurlDriver` (kept for the client's
+    life, so connections stay alive between fetches); ``attempts`` of the latest fetch."""
 
-    _runner: CurlMulti | None = None
-    _ended: list[BaseException | None]
-    inline_sync_below = 1.0  # fsync in the driver thread
+    def __init__(self, transfers: Transfers, driver: CurlDriver):
+        self.transfers, self.driver = transfers, driver
+        self.attempts = 0
 
-    def drive(self, steps: Steps[T]) -> T:
-        if self._runner is None:
-            self._ended = []
-            self._runner = CurlMulti(
-                self, 1, self._ended.append, inline_sync_below=self.inline_sync_below
-            )
-        self._ended.clear()
-        values: list[T] = []
+    def fetch(self, request: TransferRequest) -> TransferResult:
+        state = FetchState()
+        try:
+            return self.driver.run(self.transfers.fetch(request, state))
+        finally:
+            self.attempts = state.attempts
 
-        def task() -> Steps[None]:
-            values.append((yield from steps))
-
-        self._runner.submit(task())
-        while self._runner.active:
-            self._runner.poll(0.2)
-        if self._ended[0] is not None:
-            raise self._ended[0]
-        return values[0]
+    def head(self, url: str) -> Any:
+        return self.driver.run(self.transfers.head(url))
 
     def close(self) -> None:
-        if self._runner is not None:
-            self._runner.close()
-        super().close()
-
-
-class MultiDrivenSyncInHelpers(MultiDriven):
-    """The same, with every fsync in a helper thread (as on a disk where fsync is slow)."""
-
-    inline_sync_below = 0.0
+        self.driver.close()
 
 
 class Env:
     """A served blob tree under ``tmp_path`` plus factories for servers and transferers."""
 
-    def __init__(self, tmp_path: Path, backend: str = "urllib3"):
+    def __init__(self, tmp_path: Path, backend: str = "curl-multi"):
         self.backend = backend
         self.root = tmp_path / "served"
         self.out = tmp_path / "out"
         self.data = random.Random(7).randbytes(SIZE)
         self.add_blob(BLOB, self.data)
         self._servers: list[TestServer] = []
-        self._transferers: list[Transferer] = []
+        self._transferers: list[Client] = []
 
     def add_blob(self, path: str, data: bytes) -> Path:
         file = self.root / path.lstrip("/")
@@ -168,18 +144,21 @@ class Env:
         read_timeout: float = 2.0,
         stop: threading.Event | None = None,
         on_started: StartedCallback | None = None,
-    ) -> Transferer:
-        kinds = {"curl-multi": MultiDriven, "curl-multi-fsync-helpers": MultiDrivenSyncInHelpers}
-        kind = kinds.get(self.backend, Transferer)
-        transferer = kind(
+    ) -> Client:
+        transfers = Transfers(
             policy=RetryPolicy(max_retries=max_retries, backoff=0.01, max_backoff=0.05),
-            connect_timeout=2.0,
-            read_timeout=read_timeout,
-            stop=stop or threading.Event(),
             rand=random.Random(0).random,
             on_started=on_started,
-            backend="curl" if self.backend.startswith("curl") else self.backend,
         )
+        driver = CurlDriver(
+            1,
+            stop=stop or threading.Event(),
+            connect_timeout=2.0,
+            read_timeout=read_timeout,
+            # fsync in the driver thread, or (as on a disk where fsync is slow) in helpers
+            inline_sync_below=0.0 if self.backend.endswith("fsync-helpers") else 1.0,
+        )
+        transferer = Client(transfers, driver)
         self._transferers.append(transferer)
         return transferer
 
@@ -193,10 +172,10 @@ class Env:
             server.stop()
 
 
-@pytest.fixture(params=["urllib3", "curl", "curl-multi", "curl-multi-fsync-helpers"])
+@pytest.fixture(params=["curl-multi", "curl-multi-fsync-helpers"])
 def env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Env]:
-    """Every transfer test runs on both HTTP backends, and libcurl also through the multi
-    driver the executor uses (fsync in the driver, and in helper threads): the same rules."""
+    """Every transfer test runs on the libcurl multi driver the executor uses, with fsync in
+    the driver thread and in helper threads: the same rules."""
     environment = Env(tmp_path, request.param)
     try:
         yield environment
@@ -208,7 +187,7 @@ def fetch(
     env: Env,
     server: TestServer,
     *,
-    transferer: Transferer | None = None,
+    transferer: Client | None = None,
     path: str = BLOB,
     dest: Path | None = None,
     **fields: Any,
@@ -803,7 +782,7 @@ def test_redirect_loop_is_not_retried_forever(env: Env) -> None:
     assert error.error_class == "redirect-loop"
     assert error.retryable is False
     hops = server.count("/a") + server.count("/b")
-    assert hops == 11  # the request and urllib3's 10 redirects, once
+    assert hops == 11  # the request and 10 redirects, once
     assert_nothing_left(env.dest())
 
 

@@ -61,30 +61,31 @@ def refresh_catalog(
     context = SourceContext(config.id, dataset_dir, db, http, environ, reporter)
     failures = 0
     while True:
-        snapshot = source.snapshot(context)
-        if isinstance(snapshot, CrawledCatalog):
-            return _reindex(
-                config,
-                db,
-                snapshot.documents,
-                allow_file_hrefs=snapshot.allow_file_hrefs,
-                local_root=snapshot.local_root,
-                meta={"indexed_digest": None},
-                crawl_invalid=snapshot.invalid,
-            )
         try:
+            snapshot = source.snapshot(context)  # a damaged download surfaces here too
+            if isinstance(snapshot, CrawledCatalog):
+                return _reindex(
+                    config,
+                    db,
+                    snapshot.documents,
+                    allow_file_hrefs=snapshot.allow_file_hrefs,
+                    local_root=snapshot.local_root,
+                    meta={"indexed_digest": None},
+                    crawl_invalid=snapshot.invalid,
+                )
             return _refresh_archive(config, db, snapshot, reporter, limits)
         except DamagedArchiveError as exc:
             # A flipped byte, an HTML error page or a cut connection on the way: like any
             # transient fault, fetch again (a local archive would only fail the same way).
             failures += 1
-            if (
-                not source.refetch_damaged
-                or not http.policy.should_retry(failures)
-                or http.stop.is_set()
-            ):
+            wait = http.policy.next_attempt(
+                failures,
+                retryable=source.refetch_damaged and not http.stop.is_set(),
+                retry_after=None,
+                jitter=http.rand(),
+            )
+            if wait is None:
                 raise
-            wait = http.policy.delay(failures, None, http.rand())
             log.warning("%s: %s; fetching it again in %.1fs", config.id, exc.message, wait)
             http.sleep(wait)
 

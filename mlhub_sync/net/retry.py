@@ -70,3 +70,24 @@ class RetryPolicy:
         if retry_after is not None:
             wait = max(wait, min(retry_after, self.max_retry_after))
         return wait
+
+    def next_attempt(
+        self, failures_in_a_row: int, *, retryable: bool, retry_after: float | None, jitter: float
+    ) -> float | None:
+        """The one retry decision every retrying loop makes after a failure: seconds to wait
+        before the next attempt, or ``None`` to give up (a final failure, or the budget spent).
+
+        The loop shape it serves::
+
+            failures = 0
+            while True:
+                outcome = attempt()
+                if it worked: return outcome
+                failures = 1 if it made progress else failures + 1
+                wait = policy.next_attempt(failures, retryable=..., retry_after=..., jitter=...)
+                if wait is None: give up (raise the failure)
+                sleep(wait)
+        """
+        if not retryable or not self.should_retry(failures_in_a_row):
+            return None
+        return self.delay(failures_in_a_row, retry_after, jitter)

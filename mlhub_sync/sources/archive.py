@@ -1,4 +1,5 @@
-"""Catalog archives: fetched over HTTP(S) with a conditional GET, or copied from a local file.
+"""Catalog archives: fetched over HTTP(S) by the transfer engine (a conditional, resumable,
+verified GET), or copied from a local file.
 
 The archive is kept as ``{dataset_dir}/{dataset_id}.tar.gz``. A new version is written beside
 it (``.part``) and only replaces it once extraction has verified it; the validators (ETag,
@@ -11,15 +12,25 @@ import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from mlhub_sync.config.sources import ArchiveSource
-from mlhub_sync.errors import CatalogError, FatalLocalError
+from mlhub_sync.errors import (
+    CatalogError,
+    DamagedArchiveError,
+    FatalLocalError,
+    SourceAuthError,
+    TransferError,
+)
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
-from mlhub_sync.progress import NULL_REPORTER, Reporter
+from mlhub_sync.progress import NULL_REPORTER, Reporter, Stage
 from mlhub_sync.sources.base import FetchedArchive, SourceContext
+from mlhub_sync.stac.checksum import hash_file
 from mlhub_sync.state.db import StateDB
+from mlhub_sync.transfer.curl import Cancelled, CurlDriver
+from mlhub_sync.transfer.ops import FetchState, Progress, TransferRequest
+from mlhub_sync.transfer.rules import Transfers
 
 
 def archive_path(dataset_dir: Path, dataset_id: str) -> Path:
@@ -45,40 +56,114 @@ def fetch_remote(
     what: str = "fetch catalog",
     reporter: Reporter = NULL_REPORTER,
 ) -> FetchedArchive:
-    """Fetch the archive at ``url``; a 304 (or an identical body) means unchanged.
+    """Fetch the archive at ``url`` into ``{kept}.part``; a 304 means unchanged.
 
-    ``base_url`` is where relative hrefs in the archive resolve (default: beside ``url``).
+    The transfer engine does it, as for an asset: a conditional GET from the kept copy's
+    validators, a resume of the ``.part`` a killed run left (its validator is recorded when
+    its body starts), size and server-MD5 checks, the retry policy, gzip unwrapped, sha256.
+    ``params`` (the API key) go into the query of this request only: redirects do not carry
+    them, and messages show the URL redacted. ``base_url`` is where relative hrefs in the
+    archive resolve (default: beside the URL the archive came from, after redirects).
     """
     source = redact_url(url)
-    headers: dict[str, str] = {}
     known = (
         kept.exists()
         and db.get_meta("archive_source") == source
         and str(kept.stat().st_size) == db.get_meta("archive_size")
     )
-    if known:
-        if etag := db.get_meta("archive_etag"):
-            headers["If-None-Match"] = etag
-        if modified := db.get_meta("archive_last_modified"):
-            headers["If-Modified-Since"] = modified
-    part = kept.with_name(kept.name + ".part")
-    kept.parent.mkdir(parents=True, exist_ok=True)
-    fetched = http.fetch_file(
-        url, part, params=params, headers=headers, what=what, reporter=reporter
+    resuming = db.get_meta("archive_part_source") == source
+    fetched = kept.with_name(kept.name + ".part")
+    try:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FatalLocalError(
+            f"cannot create the dataset folder: {exc.strerror or exc}", subject=str(kept.parent)
+        ) from exc
+    progress = _StageProgress(reporter, what)
+    request = TransferRequest(
+        url=_with_query(url, params),
+        dest=fetched,
+        resume_validator=db.get_meta("archive_part_validator") if resuming else None,
+        if_none_match=db.get_meta("archive_etag") if known else None,
+        if_modified_since=db.get_meta("archive_last_modified") if known else None,
+        digests=("sha256",),
+        progress=progress,
     )
-    base = base_url or folder_url(fetched.url)
-    if fetched.status == 304:
-        return FetchedArchive(kept, db.get_meta("archive_sha256") or "", False, base, False)
-    assert fetched.sha256 is not None
+
+    def started(_req: TransferRequest, validator: str | None, _total: int | None) -> None:
+        with db.transaction():  # what lets the next run resume this part
+            db.set_meta({"archive_part_source": source, "archive_part_validator": validator})
+
+    transfers = Transfers(policy=http.policy, rand=http.rand, on_started=started)
+    driver = CurlDriver(
+        1, stop=http.stop, connect_timeout=http.connect_timeout, read_timeout=http.read_timeout
+    )
+    state = FetchState()
+    try:
+        result = driver.run(transfers.fetch(request, state))
+    except TransferError as exc:
+        # exc.subject is the URL as requested, its key redacted (key=***)
+        raise _catalog_error(exc, what, exc.subject or source, state.attempts) from None
+    except Cancelled:
+        raise CatalogError(f"{what} was interrupted", subject=source) from None
+    finally:
+        driver.close()
+        progress.close()
+    base = base_url or folder_url(result.url)
+    if result.not_modified:
+        return FetchedArchive(kept, db.get_meta("archive_sha256") or "", base, False)
     meta: dict[str, str | None] = {
         "archive_source": source,
-        "archive_sha256": fetched.sha256,
-        "archive_size": str(fetched.size),
-        "archive_etag": fetched.etag,
-        "archive_last_modified": fetched.last_modified,
+        "archive_sha256": result.digests["sha256"],
+        "archive_size": str(result.size),
+        "archive_etag": result.etag,
+        "archive_last_modified": result.last_modified,
+        "archive_part_source": None,
+        "archive_part_validator": None,
     }
-    changed = fetched.sha256 != db.get_meta("archive_sha256") or not kept.exists()
-    return FetchedArchive(part, fetched.sha256, changed, base, False, meta)
+    return FetchedArchive(fetched, result.digests["sha256"], base, False, meta)
+
+
+def _with_query(url: str, params: Mapping[str, str] | None) -> str:
+    if not params:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+
+
+def _catalog_error(exc: TransferError, what: str, source: str, attempts: int) -> CatalogError:
+    """A failed archive transfer as a catalog error; a damaged body is worth fetching again."""
+    if exc.status in (401, 403):
+        return SourceAuthError(
+            f"{what} was refused (HTTP {exc.status})",
+            subject=source,
+            hint="check the API key: spec api_key, $MLHUB_API_KEY or the profile in "
+            "~/.mlhub/profiles",
+        )
+    if exc.error_class in ("html-response", "checksum-mismatch", "bad-encoding"):
+        return DamagedArchiveError(f"{what}: {exc.message}", subject=source, hint=exc.hint)
+    tries = f" after {attempts} attempt(s)" if attempts > 1 else ""
+    return CatalogError(f"{what} failed{tries}: {exc.message}", subject=source, hint=exc.hint)
+
+
+class _StageProgress(Progress):
+    """The archive's bytes as a progress stage (one per attempt that has a body)."""
+
+    def __init__(self, reporter: Reporter, what: str):
+        self.reporter, self.what = reporter, what
+        self.stage: Stage | None = None
+
+    def begin(self, total: int | None) -> None:
+        self.close()
+        self.stage = self.reporter.stage(self.what, total=total, unit="B")
+
+    def update(self, n: int) -> None:
+        if self.stage is not None:
+            self.stage.update(n)
+
+    def close(self) -> None:
+        if self.stage is not None:
+            self.stage.close()
+            self.stage = None
 
 
 def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
@@ -102,7 +187,6 @@ def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
         return FetchedArchive(
             kept,
             db.get_meta("archive_sha256") or "",
-            False,
             base,
             True,
             local_root=source.parent.resolve(),
@@ -113,13 +197,10 @@ def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
     try:
         with source.open("rb") as src:
             if same_file:
-                while block := src.read(1 << 20):
-                    digest.update(block)
+                hash_file(src, digest)
             else:
                 with target.open("wb") as out:
-                    while block := src.read(1 << 20):
-                        digest.update(block)
-                        out.write(block)
+                    hash_file(src, digest, copy=out.write)
     except OSError as exc:
         if not same_file:
             target.unlink(missing_ok=True)
@@ -135,10 +216,7 @@ def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
         "archive_etag": None,
         "archive_last_modified": None,
     }
-    changed = sha256 != db.get_meta("archive_sha256")
-    return FetchedArchive(
-        target, sha256, changed, base, True, meta, local_root=source.parent.resolve()
-    )
+    return FetchedArchive(target, sha256, base, True, meta, local_root=source.parent.resolve())
 
 
 class ArchiveCatalog:

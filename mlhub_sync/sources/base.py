@@ -37,7 +37,6 @@ class FetchedArchive:
 
     path: Path
     sha256: str
-    changed: bool
     base_url: str
     allow_file_hrefs: bool
     meta: dict[str, str | None] = field(default_factory=dict)

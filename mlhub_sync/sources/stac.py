@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import requests
-import urllib3
 
 from mlhub_sync.config.sources import StacSource
 from mlhub_sync.errors import CatalogError
@@ -56,10 +55,14 @@ def _read(url: str, http: Http) -> bytes:
             raise CatalogError(
                 f"cannot read the STAC document: {exc.strerror or exc}", subject=str(path)
             ) from exc
+    data = bytearray()
     with http.get(url, what="fetch STAC document", stream=True) as response:
         try:
-            data = response.raw.read(MAX_DOCUMENT_BYTES + 1, decode_content=True)
-        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            for chunk in response.iter_content(1 << 16):
+                data += chunk
+                if len(data) > MAX_DOCUMENT_BYTES:
+                    break
+        except requests.RequestException as exc:
             raise CatalogError(
                 f"cannot read the STAC document: {http.describe(exc)}", subject=redact_url(url)
             ) from exc

@@ -18,7 +18,11 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
+
+BLOCK = 1 << 20  # hashing reads files in blocks of this size
+
 
 # multihash code -> (name, hashlib constructor)
 _ALGORITHMS: dict[int, tuple[str, Callable[[], Any]]] = {
@@ -156,3 +160,40 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         return value
     wanted = name.lower()
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def hash_file(
+    source: Path | BinaryIO,
+    *hashers: Any,
+    limit: int | None = None,
+    copy: Callable[[bytes], object] | None = None,
+) -> int:
+    """Feed the bytes of ``source`` (a path, or a file open for reading) to every hashlib
+    object in ``hashers``, and to ``copy`` if given; the number of bytes read.
+
+    ``limit`` stops after that many bytes (fewer read means the file is shorter). The one loop
+    that hashes a file, wherever one is hashed (downloads, adoption, verify, archives).
+    """
+    if not isinstance(source, Path):
+        return _hash_stream(source, hashers, limit, copy)
+    with source.open("rb") as stream:
+        return _hash_stream(stream, hashers, limit, copy)
+
+
+def _hash_stream(
+    stream: BinaryIO,
+    hashers: tuple[Any, ...],
+    limit: int | None,
+    copy: Callable[[bytes], object] | None,
+) -> int:
+    done = 0
+    while limit is None or done < limit:
+        block = stream.read(BLOCK if limit is None else min(BLOCK, limit - done))
+        if not block:
+            break
+        for hasher in hashers:
+            hasher.update(block)
+        if copy is not None:
+            copy(block)
+        done += len(block)
+    return done

@@ -1,5 +1,14 @@
-"""One file's transfer: a resumable, verified GET into ``{path}.part``, and the libcurl
-drivers that run many at once.
+"""Transfers: one file's resumable, verified GET into ``{path}.part``, and the drivers that run
+many at once.
+
+- ``ops``: the plain-data seam (operations a transfer yields, results a driver sends back;
+  the request and result of a whole transfer);
+- ``rules``: the transfer itself, a generator (its rules are the module's docstring);
+- ``checks``: its judgements, pure (what a response means, what bytes are verified by);
+- ``sink``: ``.part`` files (fresh, resumed, written, hashed, limited);
+- ``curl``: the production driver, libcurl's multi interface; ``fsync``: where fsync runs;
+- ``scripted``: a synchronous driver playing recorded responses (for tests);
+- ``local``: ``file:`` copies, hard links, output folders.
 
 May import: ``errors``, ``net``, ``stac``.
 """

@@ -1,0 +1,275 @@
+"""Jobs and what carrying one out means, whatever runs it.
+
+A :class:`Job` is the plan steps that share one href (the plan is sorted by href): the href is
+fetched once, the other paths get a hard link (or a copy). :meth:`JobSteps.run` turns a job
+into transfer operations (``transfer/ops.py``) for any driver, and reports what happened as
+events (:class:`Started`, :class:`Done`, :class:`Failed`, :class:`Fatal`) for the single
+journal writer. Jobs travel to workers in small batches (:func:`batch_jobs`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from mlhub_sync.errors import FatalLocalError, MlhubSyncError, TransferError
+from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.plan.adopt import Adopt, AskHost, Evidence, HashFile, Replace, adopt
+from mlhub_sync.plan.build import Step
+from mlhub_sync.plan.decide import Action
+from mlhub_sync.stac.checksum import hash_file
+from mlhub_sync.state.db import FileRecord, PartialRecord
+from mlhub_sync.transfer.curl import Cancelled
+from mlhub_sync.transfer.local import copy_or_link
+from mlhub_sync.transfer.ops import FetchState, Steps, TransferRequest
+from mlhub_sync.transfer.rules import Transfers
+
+log = logging.getLogger("mlhub_sync.apply.executor")
+
+
+BATCH_JOBS = 16
+
+
+BATCH_BYTES = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class Job:
+    """Steps that share one href."""
+
+    href: str
+    steps: tuple[Step, ...]
+
+
+# -- events: what workers tell the journal writer -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    """A ``.part`` began (or stayed unfinished): its validator lets a later run resume it."""
+
+    partial: PartialRecord
+
+
+@dataclass(frozen=True)
+class Done:
+    """A path is now right on disk."""
+
+    step: Step
+    record: FileRecord
+    outcome: str  # downloaded | resumed | replaced | adopted | linked
+    transferred: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A path could not be made right (it goes to the error report)."""
+
+    step: Step
+    error: MlhubSyncError
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Fatal:
+    """The run must stop (disk full, read-only, a bug)."""
+
+    error: FatalLocalError
+
+
+WORKER_DONE = object()  # a worker's last event
+
+
+Event = Started | Done | Failed | Fatal | object
+
+
+def group_by_href(steps: Iterable[Step]) -> Iterator[Job]:
+    """Consecutive steps with the same href (the plan is sorted by href) as one job."""
+    current: list[Step] = []
+    for step in steps:
+        if current and step.desired.href != current[0].desired.href:
+            yield Job(current[0].desired.href, tuple(current))
+            current = []
+        current.append(step)
+    if current:
+        yield Job(current[0].desired.href, tuple(current))
+
+
+def batch_jobs(jobs: Iterable[Job]) -> Iterator[list[Job]]:
+    """Jobs in batches of up to ``BATCH_JOBS`` and about ``BATCH_BYTES``: small files travel
+    together, a large (or unknown-size) file travels alone so the workers share big work."""
+    batch: list[Job] = []
+    size = 0
+    for job in jobs:
+        known = job.steps[0].desired.size
+        batch.append(job)
+        size += known if known is not None else BATCH_BYTES
+        if len(batch) >= BATCH_JOBS or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def task_ended(emit: Callable[[Event], None], error: BaseException | None) -> bool:
+    """Report how a job's steps ended; True when the run must stop (a fatal error, a bug)."""
+    if error is None or isinstance(error, Cancelled):
+        return False
+    if isinstance(error, FatalLocalError):
+        emit(Fatal(error))
+        return True
+    log.error("internal error in a worker", exc_info=error)
+    emit(Fatal(FatalLocalError(f"internal error in a worker: {error!r}")))
+    return True
+
+
+class JobSteps:
+    """One worker's jobs as transfer operations; ``emit`` hears the events."""
+
+    def __init__(
+        self,
+        asset_dir: Path,
+        checksum_mode: str,
+        policy: RetryPolicy,
+        emit: Callable[[Event], None],
+        stopped: Callable[[], bool],
+        rand: Callable[[], float] = random.random,
+    ):
+        self.asset_dir, self.checksum_mode = asset_dir, checksum_mode
+        self.emit, self.stopped = emit, stopped
+        self.transfers = Transfers(policy=policy, rand=rand, on_started=self.on_started)
+
+    def on_started(self, req: TransferRequest, validator: str | None, total: int | None) -> None:
+        """A ``.part``'s start, as a :class:`Started` event (the ``on_started`` hook)."""
+        rel = os.path.relpath(req.dest, self.asset_dir)
+        self.emit(Started(PartialRecord(rel, req.url, validator, total)))
+
+    def run(self, job: Job) -> Steps[None]:
+        """Carry out ``job``: adopt, link or download each of its paths."""
+        emit = self.emit
+        primary: tuple[Path, FileRecord] | None = None
+        failure: TransferError | None = None  # the href already failed in this job
+        for step in job.steps:
+            if self.stopped():
+                return
+            dest = self.asset_dir / step.desired.path
+            state = FetchState()  # this step's attempts, for the report
+            try:
+                if step.action is Action.VERIFY:
+                    try:
+                        record = yield from self._verify(step, dest)
+                    except OSError as exc:  # unreadable: replacing it is the fix
+                        log.info("%s: cannot verify (%s); replacing it", step.desired.path, exc)
+                        record = None
+                    if record is not None:
+                        emit(Done(step, record, "adopted", 0))
+                        primary = primary or (dest, record)
+                        continue
+                if failure is not None:  # the same href would fail the same way: say so now
+                    emit(Failed(step, failure, 0))
+                    continue
+                if primary is not None:
+                    self.transfers.ensure_dir(dest.parent)
+                    copy_or_link(primary[0], dest)
+                    emit(Done(step, _record_for(step, dest, primary[1]), "linked", 0))
+                    continue
+                record, transferred, resumed = yield from self._download(step, dest, state)
+                if resumed:
+                    outcome = "resumed"
+                elif step.action in (Action.REPLACE, Action.VERIFY):
+                    outcome = "replaced"
+                else:
+                    outcome = "downloaded"
+                emit(Done(step, record, outcome, transferred))
+                primary = (dest, record)
+            except TransferError as exc:
+                emit(Failed(step, exc, max(1, state.attempts)))
+                if exc.error_class != "local-write":
+                    failure = exc
+
+    def _download(
+        self, step: Step, dest: Path, state: FetchState
+    ) -> Steps[tuple[FileRecord, int, bool]]:
+        d = step.desired
+        request = TransferRequest(
+            url=d.href,
+            dest=dest,
+            size=d.size,
+            checksum=d.checksum,
+            checksum_mode=self.checksum_mode,
+            resume_validator=step.partial_validator,  # a replacement resumes its .part too
+        )
+        result = yield from self.transfers.fetch(request, state)
+        record = FileRecord(
+            d.path,
+            d.href,
+            result.size,
+            result.mtime_ns,
+            result.md5,
+            d.checksum,
+            result.validator,
+            result.verified_by,
+        )
+        return record, result.transferred, result.resumed
+
+    def _verify(self, step: Step, dest: Path) -> Steps[FileRecord | None]:
+        """Adopt the file at ``dest`` on evidence (``plan.adopt`` decides; this gathers the
+        evidence it asks for), or return ``None``: it must be replaced."""
+        d = step.desired
+        try:
+            stat = os.stat(dest)
+        except FileNotFoundError:
+            return None
+        evidence = Evidence(stat.st_size)
+        while True:
+            verdict = adopt(
+                d,
+                checksum_mode=self.checksum_mode,
+                reason=step.reason,
+                record_md5=step.record_md5,
+                evidence=evidence,
+            )
+            if isinstance(verdict, Adopt):
+                return FileRecord(
+                    d.path, d.href, stat.st_size, stat.st_mtime_ns, verdict.md5, d.checksum,
+                    None, verdict.evidence,
+                )  # fmt: skip
+            if isinstance(verdict, Replace):
+                log.debug("%s: replacing it: %s", d.path, verdict.why)
+                return None
+            if isinstance(verdict, HashFile):
+                md5 = hashlib.md5()
+                other = verdict.claim.new() if verdict.claim is not None else None
+                hash_file(dest, md5, *([other] if other is not None else []))
+                claimed = other.hexdigest() if other is not None else None
+                evidence = replace(
+                    evidence, hashed=True, md5=md5.hexdigest(), claimed_digest=claimed
+                )
+                continue
+            assert isinstance(verdict, AskHost)
+            try:
+                size, server = yield from self.transfers.head(d.href)
+            except TransferError as exc:  # e.g. presigned GET-only URLs answer 403 to HEAD
+                log.info("%s: no evidence from HEAD (%s); downloading it", d.path, exc.message)
+                size, server = None, None
+            evidence = replace(evidence, asked_host=True, head_size=size, server_md5=server)
+
+
+def _record_for(step: Step, dest: Path, primary: FileRecord) -> FileRecord:
+    stat = os.stat(dest)
+    d = step.desired
+    return FileRecord(
+        d.path,
+        d.href,
+        stat.st_size,
+        stat.st_mtime_ns,
+        primary.md5,
+        primary.checksum,  # what the bytes were verified against, not what this entry claims
+        primary.validator,
+        primary.verified_by,
+    )

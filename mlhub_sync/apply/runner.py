@@ -1,0 +1,156 @@
+"""Where jobs run: the :class:`Runner` interface, and its thread-based libcurl implementation.
+
+The executor (the journal writer) knows a runner only through :class:`Runner`: it starts the
+workers, hands them batches of jobs through a bounded queue, and reads back events; it never
+sees a thread, a driver or a connection. Another runner (a distributed one, say) implements
+the same four members and reuses :class:`~mlhub_sync.apply.jobs.JobSteps` on its workers.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mlhub_sync.apply.jobs import WORKER_DONE, Event, Job, JobSteps, task_ended
+from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.transfer.curl import CurlDriver
+
+MAX_DRIVERS = 2  # libcurl driver threads (see CurlThreads.drivers)
+
+
+SMALL_FILES = 1 << 20  # an average size under this runs on one driver
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """What every worker needs to carry out jobs."""
+
+    asset_dir: Path
+    workers: int  # transfers in flight, over all workers
+    checksum_mode: str
+    policy: RetryPolicy
+    connect_timeout: float
+    read_timeout: float
+
+
+class Runner(Protocol):
+    """Carries out jobs somewhere and reports what happened.
+
+    - :meth:`start` launches the workers and returns how many there are; ``emit`` (thread-safe)
+      receives every event, and each worker's last one is ``WORKER_DONE``.
+    - :meth:`put` hands over a batch (``None``: one worker's end marker); ``False`` when
+      there was no room within ``timeout`` seconds (the queue is bounded: memory stays flat).
+    - Workers end on their own once ``stop`` (given at start) is set.
+    """
+
+    def start(
+        self,
+        emit: Callable[[Event], None],
+        stop: threading.Event,
+        total_files: int,
+        total_bytes: int | None,
+    ) -> int:
+        """Launch the workers; how many there are."""
+        ...
+
+    def put(self, batch: list[Job] | None, timeout: float) -> bool:
+        """Queue a batch (or an end marker); False if the queue stayed full."""
+        ...
+
+
+class CurlThreads:
+    """Driver threads in this process, each running its share of ``workers`` transfers at once
+    on one libcurl multi handle (:class:`~mlhub_sync.transfer.curl.CurlDriver`)."""
+
+    def __init__(self, settings: ExecutorSettings):
+        self.settings = settings
+        self._jobs: queue.Queue[list[Job] | None] = queue.Queue(maxsize=2 * settings.workers)
+
+    @staticmethod
+    def drivers(workers: int, total_files: int, total_bytes: int | None) -> int:
+        """How many driver threads.
+
+        Small files cost Python time per file, which a second driver only fights over (the
+        GIL): one driver. Big files (or unknown sizes) cost hashing per byte, which two drivers
+        spread over two cores (hashlib releases the GIL). Measured in benchmarks/RESULTS.md.
+        """
+        small = total_bytes is not None and total_bytes < SMALL_FILES * max(1, total_files)
+        cores = os.cpu_count() or 1
+        return 1 if small else max(1, min(MAX_DRIVERS, workers, cores))
+
+    def start(
+        self,
+        emit: Callable[[Event], None],
+        stop: threading.Event,
+        total_files: int,
+        total_bytes: int | None,
+    ) -> int:
+        """Start the driver threads (daemons: a stalled one never blocks the exit)."""
+        count = self.drivers(self.settings.workers, total_files, total_bytes)
+        slots = -(-self.settings.workers // count)
+        for i in range(count):
+            threading.Thread(
+                target=self._driver,
+                args=(slots, emit, stop),
+                name=f"mlhub-sync-driver-{i}",
+                daemon=True,
+            ).start()
+        return count
+
+    def put(self, batch: list[Job] | None, timeout: float) -> bool:
+        """Queue a batch for the drivers."""
+        try:
+            self._jobs.put(batch, timeout=timeout)
+        except queue.Full:
+            return False
+        return True
+
+    def _driver(self, slots: int, emit: Callable[[Event], None], stop: threading.Event) -> None:
+        """Run jobs ``slots`` at a time on one multi handle until the end marker."""
+        s = self.settings
+        jobs = JobSteps(
+            s.asset_dir, s.checksum_mode, s.policy, emit, stop.is_set, random.Random().random
+        )
+        runner = CurlDriver(
+            slots, stop=stop, connect_timeout=s.connect_timeout, read_timeout=s.read_timeout
+        )
+
+        def ended(_value: object, error: BaseException | None) -> None:
+            if task_ended(emit, error):
+                stop.set()
+
+        waiting: deque[Job] = deque()
+        ended_marker = False
+        try:
+            while not stop.is_set():
+                while runner.free and (waiting or not ended_marker):
+                    if not waiting:
+                        try:  # block for work only when nothing is in flight
+                            batch = (
+                                self._jobs.get(timeout=0.2)
+                                if runner.active == 0
+                                else self._jobs.get_nowait()
+                            )
+                        except queue.Empty:
+                            break
+                        if batch is None:
+                            ended_marker = True
+                            break
+                        waiting.extend(batch)
+                    runner.submit(jobs.run(waiting.popleft()), ended)
+                if ended_marker and not waiting and runner.active == 0:
+                    break
+                if runner.active:
+                    runner.poll(0.2)
+        except BaseException as exc:
+            ended(None, exc)
+        finally:
+            runner.close()
+            emit(WORKER_DONE)

@@ -1,0 +1,384 @@
+"""One file's transfer, as sequential code: a generator of the operations it needs (``ops.py``).
+
+The rules (DESIGN.md §2.3), each written once, here:
+
+1. Ask for ``Accept-Encoding: identity`` so the hash covers the bytes as stored; send
+   ``x-ms-version`` to Azure blob hosts (old versions answer a range request with 200).
+2. Resume an existing ``.part`` with ``Range: bytes=N-`` and ``If-Range: <validator>`` (the
+   ETag or Last-Modified recorded when the part was started); without a usable validator (none,
+   or a weak ``W/`` ETag) start from zero, since a resume could splice two versions.
+3. A 200 to a range request starts over (free: the server chose to). A 206 starting at another
+   byte discards the part (a failed attempt); one whose ETag differs from the validator means
+   the file changed: discard the part, free.
+4. A 416 to a range request: when the server's size is exactly the part's and the ETag equals
+   the validator (or a checksum will verify the bytes), the part is the whole file (a run died
+   before the rename): verify it without fetching. Otherwise start over, free.
+5. A size from the server that differs from the catalog's ``file:size`` is final
+   (``size-mismatch``). A body shorter than the size announced is a failed attempt that keeps
+   its bytes for the next one (fsynced first).
+6. Hash while streaming (the part's existing bytes first); verify by the best evidence
+   (``checks.verify``). A mismatch discards the part and restarts from zero once; a second one
+   is final (``checksum-mismatch``).
+7. An MD5-looking S3 ETag is weak evidence: the same bytes twice that disagree with it are kept,
+   verified by ``size``; after :data:`ETAG_DISTRUST_AFTER` different assets of a host did so,
+   that host's ETags are no longer used.
+8. A gzip/deflate body sent despite ``identity`` is unwrapped; its Content-Length described
+   the encoded bytes, so only ``file:size`` (or a checksum) verifies it, and it cannot resume.
+9. An HTML page where the file should be, with nothing to verify it by, is final
+   (``html-response``); so is ``checksum: required`` with no checksum known (``no-checksum``).
+10. Retries follow the :class:`RetryPolicy` (``policy.next_attempt``); an attempt that grew
+    the part past its longest so far resets the failure count (bytes that only rebuild a
+    discarded part are no progress). 400/401/403/404/410 are final.
+11. A file of :data:`RECORD_PARTIAL_FROM` bytes or more reports its start (``on_started``:
+    what lets a killed run resume it) when its body starts; a smaller one only if its transfer
+    ends unfinished, which costs less than journaling every start.
+12. ``fsync`` (a :class:`Sync`, the driver picks the thread) then ``os.replace``: a file under
+    its final name is always complete and verified. A fresh ``.part`` is a new inode.
+13. A conditional request (``if_none_match`` / ``if_modified_since``) answered 304 returns
+    ``not_modified`` and writes nothing.
+
+Local failures (disk full, read-only, permission denied) raise :class:`FatalLocalError`, which
+stops the run; other final failures raise :class:`TransferError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from mlhub_sync.errors import TransferError
+from mlhub_sync.net.client import USER_AGENT
+from mlhub_sync.net.redact import redact_url
+from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.stac.checksum import Multihash, ServerMd5, server_md5
+from mlhub_sync.transfer import checks
+from mlhub_sync.transfer.local import copy_local, ensure_dir
+from mlhub_sync.transfer.ops import (
+    DROP,
+    Failure,
+    FetchState,
+    Get,
+    Head,
+    Receive,
+    Response,
+    Sleep,
+    StartedCallback,
+    Steps,
+    Sync,
+    TransferRequest,
+    TransferResult,
+)
+from mlhub_sync.transfer.sink import Hashes, Sink, discard, local_error, open_sink, part_size
+
+log = logging.getLogger("mlhub_sync.transfer")
+
+
+# A ``.part`` of a file smaller than this is recorded for resuming only when its transfer ends
+# unfinished (fails, or the run stops): restarting it costs less than journaling every start.
+RECORD_PARTIAL_FROM = 1 << 20
+
+
+ETAG_DISTRUST_AFTER = 3  # different assets whose ETag proved not to be their MD5
+
+
+class Transfers:
+    """The rules for one worker's transfers, and what they learn across files (which hosts'
+    ETags are not MD5s, which folders exist). Holds no connection: a driver runs the steps."""
+
+    def __init__(
+        self,
+        *,
+        policy: RetryPolicy,
+        rand: Callable[[], float],
+        on_started: StartedCallback | None = None,
+    ):
+        self.policy = policy
+        self.rand = rand
+        self.on_started = on_started
+        self._dirs: set[str] = set()
+        # Hosts whose 32-hex ETags proved not to be MD5s (SSE-KMS / SSE-C uploads look alike),
+        # counted per host: one asset proves nothing, several different ones make a pattern.
+        self._etag_not_md5: set[str] = set()
+        self._etag_misses: dict[str, set[str]] = {}
+
+    def ensure_dir(self, folder: Path) -> None:
+        """Create ``folder`` once per worker (a cache spares a mkdir per file)."""
+        ensure_dir(folder, self._dirs)
+
+    def fetch(self, req: TransferRequest, state: FetchState) -> Steps[TransferResult]:
+        """Download ``req.url`` to ``req.dest`` (resuming a ``.part``), verified."""
+        claim = checks.claim_of(req)
+        self.ensure_dir(req.dest.parent)
+        if req.url.startswith("file:"):
+            state.attempts = 1
+            return copy_local(req, claim)
+        try:
+            return (yield from self._download(req, claim, state))
+        except BaseException:
+            # Unfinished (failed, or closed by a stopping run): a small file's .part is worth
+            # resuming now (the next run will see it).
+            deferred, state.deferred_start = state.deferred_start, None
+            part_left = deferred is not None and os.path.exists(f"{req.dest}.part")
+            if deferred is not None and part_left and self.on_started is not None:
+                self.on_started(*deferred)
+            raise
+
+    def head(self, url: str) -> Steps[tuple[int | None, ServerMd5 | None]]:
+        """``(Content-Length, server MD5)`` from a HEAD request (retried like a GET)."""
+        failures = 0
+        headers = _headers(url)
+        while True:
+            reply = yield Head(url, headers)
+            if isinstance(reply, Failure):
+                failure = reply.error
+            elif reply.status == 200:
+                length = reply.headers.get("Content-Length")
+                size = int(length) if length and length.isdigit() else None
+                trust = urlsplit(url).netloc not in self._etag_not_md5
+                return size, server_md5(reply.headers, full_body=True, trust_etag=trust)
+            else:
+                failure = checks.status_error(reply.status, reply.headers, url)
+            failures += 1
+            yield from self._backoff(failure, failures)
+
+    # -- the download loop ----------------------------------------------------------------------
+
+    def _download(
+        self, req: TransferRequest, claim: Multihash | None, state: FetchState
+    ) -> Steps[TransferResult]:
+        part = Path(f"{req.dest}.part")
+        validator = req.resume_validator
+        base = _headers(req.url)
+        if req.if_none_match:
+            base["If-None-Match"] = req.if_none_match
+        if req.if_modified_since:
+            base["If-Modified-Since"] = req.if_modified_since
+        hashing = req.checksum_mode != "off"
+        failures = attempts = transferred = 0
+        checksum_restarted = resumed = False
+        etag_mismatch_md5: str | None = None
+        high_water = 0  # the longest the part has been: only growing past it is progress
+        while True:
+            attempts += 1
+            state.attempts = attempts
+            usable = validator is not None and not validator.startswith("W/")
+            offset = part_size(part) if usable else 0
+            headers = base
+            if offset:
+                headers = {**base, "Range": f"bytes={offset}-", "If-Range": validator or ""}
+            reply = yield Get(req.url, headers)
+            if isinstance(reply, Failure):
+                failures += 1
+                yield from self._backoff(reply.error, failures)
+                continue
+            if reply.status == 304 and (req.if_none_match or req.if_modified_since):
+                yield DROP
+                return _not_modified(reply, attempts)
+            verdict = checks.judge(req, claim, reply.status, reply.headers, offset, validator)
+            if isinstance(verdict, checks.Failed):
+                yield DROP
+                failures += 1
+                yield from self._backoff(verdict.error, failures)
+                continue
+            if isinstance(verdict, checks.Restart):
+                yield DROP
+                discard(part)
+                validator = None
+                if not verdict.free:
+                    failures += 1
+                    error = TransferError(
+                        verdict.why,
+                        subject=redact_url(req.url),
+                        retryable=True,
+                        error_class="bad-response",
+                    )
+                    yield from self._backoff(error, failures)
+                continue
+            hashes = Hashes(claim, hashing, req.digests)
+            body_error: Exception | None = None
+            if isinstance(verdict, checks.KeepWholePart):
+                yield DROP
+                sink = open_sink(part, offset, hashes)
+            else:
+                validator = verdict.validator
+                self._started(req, validator, verdict.total, state)
+                expected = req.size if req.size is not None else verdict.total
+                sink = open_sink(
+                    part,
+                    verdict.offset,
+                    hashes,
+                    decode=verdict.decode,
+                    limit=None if expected is None or verdict.decode else expected - verdict.offset,
+                    progress=req.progress,
+                )
+                if sink is not None:
+                    if req.progress is not None:
+                        req.progress.begin(verdict.total)
+                    end = yield Receive(sink)
+                    transferred += sink.received
+                    if end.error is None:
+                        sink.finish()
+                    body_error = checks.body_error(sink, end, verdict, req.url)
+            if sink is None:  # the part shrank while we looked: start over
+                yield DROP
+                discard(part)
+                validator = None
+                continue
+            try:
+                if body_error is not None:
+                    if not isinstance(body_error, TransferError) or not body_error.retryable:
+                        raise body_error  # a local failure, or a final answer
+                    sink.keep()  # a resume needs these bytes on disk
+                    # The part grew past anything reached before: the server works, so the
+                    # budget starts again.
+                    if sink.received and sink.size > high_water:
+                        high_water = sink.size
+                        failures = 1
+                    else:
+                        failures += 1
+                    sink.close()
+                    yield from self._backoff(body_error, failures)
+                    continue
+                # A 200 to a range request starts over: only bytes kept count as resumed.
+                resumed = resumed or sink.offset > 0
+                decoded = isinstance(verdict, checks.Accept) and verdict.decode is not None
+                outcome = self._check(req, claim, sink, reply, decoded)
+                if isinstance(outcome, TransferError):
+                    sink.close()
+                    discard(part)  # an HTML page or an unverifiable file: nothing to resume
+                    raise outcome
+                if isinstance(outcome, checks.Mismatch):
+                    if outcome.source == "s3-etag" and outcome.md5 == etag_mismatch_md5:
+                        # The same bytes twice, still not the ETag: the ETag is not an MD5
+                        # here (an encrypted or multipart upload), not a corrupted body.
+                        self._etag_is_not_md5(req)
+                        outcome = checks.Verified("size", outcome.md5)
+                    else:
+                        sink.close()
+                        discard(part)
+                        validator = None
+                        etag_mismatch_md5 = outcome.md5 if outcome.source == "s3-etag" else None
+                        if checksum_restarted:
+                            raise TransferError(
+                                outcome.message,
+                                subject=redact_url(req.url),
+                                retryable=False,
+                                error_class="checksum-mismatch",
+                                hint="the server keeps sending bytes that do not match the "
+                                "checksum",
+                            )
+                        checksum_restarted = True
+                        log.info("%s: %s; downloading again from zero", req.dest.name, outcome)
+                        continue
+                synced = yield Sync(sink.fd)
+                if synced is not None:
+                    raise local_error(synced, part)
+                sink.close()
+                return _finish(
+                    req, part, reply, outcome, validator, transferred, attempts, resumed, hashes
+                )
+            finally:
+                sink.close()
+
+    def _check(
+        self,
+        req: TransferRequest,
+        claim: Multihash | None,
+        sink: Sink,
+        reply: Response,
+        decoded: bool,
+    ) -> checks.Verified | checks.Mismatch | TransferError:
+        """What the bytes in ``sink`` are verified by (or why they are not)."""
+        if sink.overflowed:
+            return checks.Mismatch(f"the body is longer than the {sink.size} bytes expected")
+        return checks.verify(
+            req,
+            claim,
+            sink.hashes,
+            sink.size,
+            reply.headers,
+            full_body=reply.status == 200,
+            decoded=decoded,
+            trust_etag=urlsplit(req.url).netloc not in self._etag_not_md5,
+        )
+
+    def _etag_is_not_md5(self, req: TransferRequest) -> None:
+        log.info("%s: its ETag is not its MD5; verified by size", req.dest.name)
+        host = urlsplit(req.url).netloc
+        misses = self._etag_misses.setdefault(host, set())
+        misses.add(req.url)
+        if len(misses) >= ETAG_DISTRUST_AFTER:
+            log.info("%s: ETags are not MD5s on this host; not using them", host)
+            self._etag_not_md5.add(host)
+
+    def _started(
+        self, req: TransferRequest, validator: str | None, total: int | None, state: FetchState
+    ) -> None:
+        if self.on_started is None:
+            return
+        if total is not None and total < RECORD_PARTIAL_FROM:
+            state.deferred_start = (req, validator, total)
+        else:
+            state.deferred_start = None
+            self.on_started(req, validator, total)
+
+    def _backoff(self, failure: TransferError, failures: int) -> Steps[None]:
+        wait = self.policy.next_attempt(
+            failures,
+            retryable=failure.retryable,
+            retry_after=failure.retry_after,
+            jitter=self.rand(),
+        )
+        if wait is None:
+            raise failure
+        log.debug("%s: %s; retry in %.2fs", failure.subject, failure.message, wait)
+        yield Sleep(wait)
+
+
+def _headers(url: str) -> dict[str, str]:
+    return {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **checks.host_headers(url)}
+
+
+def _not_modified(reply: Response, attempts: int) -> TransferResult:
+    etag = reply.headers.get("ETag")
+    modified = reply.headers.get("Last-Modified")
+    return TransferResult(
+        0, 0, None, etag or modified, "none", 0, attempts, False, reply.url, modified,
+        etag=etag, not_modified=True,
+    )  # fmt: skip
+
+
+def _finish(
+    req: TransferRequest,
+    part: Path,
+    reply: Response,
+    verified: checks.Verified,
+    validator: str | None,
+    transferred: int,
+    attempts: int,
+    resumed: bool,
+    hashes: Hashes,
+) -> TransferResult:
+    try:
+        os.replace(part, req.dest)
+        stat = os.stat(req.dest)
+    except OSError as exc:
+        raise local_error(exc, req.dest) from exc
+    headers = reply.headers
+    return TransferResult(
+        stat.st_size,
+        stat.st_mtime_ns,
+        verified.md5,
+        validator,
+        verified.by,
+        transferred,
+        attempts,
+        resumed,
+        reply.url,
+        headers.get("Last-Modified"),
+        hashes.extra_hex() if hashes.extra else {},
+        etag=headers.get("ETag"),
+    )

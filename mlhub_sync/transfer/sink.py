@@ -1,0 +1,233 @@
+"""``.part`` files: where a body goes, and what the bytes hash to.
+
+A :class:`Sink` is the one thing a driver touches during a body: :meth:`Sink.write` appends a
+block, hashes it, counts it, and answers ``0`` to stop the body (a write failed, the encoding
+is broken, or the body ran past its limit), ``None`` to go on. It never raises into a driver:
+what went wrong stays in ``failure`` / ``overflowed`` for the transfer to judge.
+
+A fresh part is always a new inode (:func:`create_fresh`): a ``.part`` left by an interrupted
+hard link shares its inode with a good file elsewhere, which truncating would destroy. A
+resumed part is hashed up to the resume offset first, so the digest covers the whole file.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import zlib
+from pathlib import Path
+from typing import Any
+
+from mlhub_sync.errors import FatalLocalError, TransferError
+from mlhub_sync.stac.checksum import Multihash, hash_file
+from mlhub_sync.transfer.ops import Progress
+
+FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM})
+
+
+class Hashes:
+    """MD5 (always, for the state db and server MD5s), the catalog's algorithm if other, and
+    any extra digests the request asked for (``sha256`` for a catalog archive)."""
+
+    def __init__(self, claim: Multihash | None, enabled: bool, extra: tuple[str, ...] = ()):
+        self.md5 = hashlib.md5() if enabled else None
+        self.claimed = (
+            claim.new() if enabled and claim is not None and claim.name != "md5" else None
+        )
+        self.extra = {name: hashlib.new(name) for name in extra}
+        hashers = [h for h in (self.md5, self.claimed) if h is not None]
+        self.hashers: tuple[Any, ...] = (*hashers, *self.extra.values())
+        self.updates = tuple(h.update for h in self.hashers)
+
+    def digest_for(self, claim: Multihash) -> str | None:
+        """The hex digest in ``claim``'s algorithm (``None`` when hashing is off)."""
+        if claim.name == "md5":
+            return self.md5.hexdigest() if self.md5 is not None else None
+        return self.claimed.hexdigest() if self.claimed is not None else None
+
+    def md5_hex(self) -> str | None:
+        """The MD5 so far (``None`` when hashing is off)."""
+        return self.md5.hexdigest() if self.md5 is not None else None
+
+    def extra_hex(self) -> dict[str, str]:
+        """The extra digests, by name."""
+        return {name: h.hexdigest() for name, h in self.extra.items()}
+
+
+class Sink:
+    """One response's body going into ``{path}.part`` at ``offset``: written, hashed, counted.
+
+    ``decode`` unwraps a gzip/deflate Content-Encoding sent although we asked for identity;
+    ``limit`` is the most body bytes accepted (beyond it the body stops: ``overflowed``).
+    Open one with :func:`open_sink`.
+    """
+
+    def __init__(
+        self,
+        part: Path,
+        fd: int,
+        offset: int,
+        hashes: Hashes,
+        decode: str | None = None,
+        limit: int | None = None,
+    ):
+        self.part, self.fd, self.offset, self.hashes, self.limit = part, fd, offset, hashes, limit
+        self.decoder: Any = None
+        if decode in ("gzip", "x-gzip"):
+            self.decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif decode == "deflate":
+            self.decoder = zlib.decompressobj()
+        self._updates = hashes.updates
+        self.received = 0
+        self.failure: TransferError | FatalLocalError | None = None
+        self.overflowed = False
+
+    @property
+    def size(self) -> int:
+        """The part's size now."""
+        return self.offset + self.received
+
+    def write(self, data: bytes) -> int | None:
+        """Append a block of the body; ``0`` stops the body (see ``failure``, ``overflowed``)."""
+        if self.decoder is not None:
+            try:
+                data = self.decoder.decompress(data)
+            except zlib.error as exc:
+                self.failure = TransferError(
+                    f"the body's encoding is broken: {exc}",
+                    subject=str(self.part),
+                    retryable=True,
+                    error_class="bad-encoding",
+                )
+                return 0
+        if self.limit is not None and self.received + len(data) > self.limit:
+            self.overflowed = True
+            return 0
+        try:
+            written = os.write(self.fd, data)
+            while written < len(data):  # a short write (a signal, a nearly full disk)
+                written += os.write(self.fd, memoryview(data)[written:])
+        except OSError as exc:
+            self.failure = local_error(exc, self.part)
+            return 0
+        for update in self._updates:
+            update(data)
+        self.received += len(data)
+        return None
+
+    def finish(self) -> None:
+        """The body is complete: write what the decoder still holds."""
+        if self.decoder is not None and self.failure is None:
+            tail, self.decoder = self.decoder.flush(), None
+            if tail:
+                self.write(tail)
+
+    def keep(self) -> None:
+        """The attempt failed: make what arrived durable, for the next attempt to resume."""
+        if self.fd >= 0:
+            try:
+                os.fsync(self.fd)
+            except OSError as exc:
+                raise local_error(exc, self.part) from exc
+
+    def close(self) -> None:
+        """Close the part file (idempotent)."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class ReportingSink(Sink):
+    """A sink that also tells a :class:`Progress` about each block (a catalog archive)."""
+
+    progress: Progress
+
+    def write(self, data: bytes) -> int | None:
+        """As :meth:`Sink.write`, then report the block."""
+        stop = super().write(data)
+        if stop is None:
+            self.progress.update(len(data))
+        return stop
+
+
+def open_sink(
+    part: Path,
+    offset: int,
+    hashes: Hashes,
+    *,
+    decode: str | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> Sink | None:
+    """A sink writing at ``offset`` of ``part`` (0: a fresh part), or ``None`` when the part
+    is shorter than ``offset`` (it shrank since it was measured: start over).
+
+    Raises the local error (:func:`local_error`) when the part cannot be opened.
+    """
+    if not offset:
+        fd = create_fresh(part)
+    else:
+        try:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise local_error(exc, part) from exc
+        try:
+            if hashes.hashers and hash_file(part, *hashes.hashers, limit=offset) < offset:
+                os.close(fd)
+                return None
+            os.ftruncate(fd, offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+        except OSError as exc:
+            os.close(fd)
+            raise local_error(exc, part) from exc
+    if progress is None:
+        return Sink(part, fd, offset, hashes, decode, limit)
+    sink = ReportingSink(part, fd, offset, hashes, decode, limit)
+    sink.progress = progress
+    return sink
+
+
+def create_fresh(part: Path) -> int:
+    """Open a new, empty ``part`` on a fresh inode (never truncate one in place)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    try:
+        try:
+            return os.open(part, flags, 0o644)
+        except FileExistsError:
+            discard(part)
+            return os.open(part, flags, 0o644)
+    except OSError as exc:
+        raise local_error(exc, part) from exc
+
+
+def discard(part: Path) -> None:
+    """Remove ``part`` if it exists."""
+    try:
+        part.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise local_error(exc, part) from exc
+
+
+def part_size(part: Path) -> int:
+    """The size of ``part`` (0 when there is none)."""
+    try:
+        return part.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def local_error(exc: OSError, where: Path) -> TransferError | FatalLocalError:
+    """An OS error on our side: fatal for the run when no other file could fare better."""
+    text = exc.strerror or str(exc)
+    if exc.errno in FATAL_ERRNOS:
+        return FatalLocalError(
+            f"cannot write: {text}",
+            subject=str(where),
+            hint="free disk space or fix the output folder's permissions, then run apply again",
+        )
+    return TransferError(
+        f"cannot write: {text}", subject=str(where), retryable=False, error_class="local-write"
+    )
