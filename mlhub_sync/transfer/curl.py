@@ -248,11 +248,7 @@ class CurlDriver:
         elif wait > 0:
             self.stop.wait(wait)
         self._perform()
-        if self._paused:
-            self._hand_over()
-            if not self.stop.is_set():  # a second round reads what the unpaused handles want
-                self._perform()
-                self._hand_over()
+        self._hand_over()  # unpaused handles go on in the next perform (libcurl's timer is 0)
         now = time.monotonic()
         while self._sleeping and self._sleeping[0][0] <= now:
             _, _, task = heapq.heappop(self._sleeping)
