@@ -47,8 +47,6 @@ MAY_IMPORT: dict[str, set[str]] = {
 }  # fmt: skip
 
 MAX_LINES = 420  # "about 400": a module a reader can hold in mind
-# Still too big, each being split (architecture issue); the list may only shrink.
-TOO_BIG_FOR_NOW: set[str] = set()
 
 
 def modules() -> Iterator[tuple[str, Path]]:
@@ -116,10 +114,7 @@ def test_there_is_no_import_cycle() -> None:
 @pytest.mark.parametrize(("module", "path"), list(modules()), ids=[m for m, _ in modules()])
 def test_a_module_fits_on_a_few_screens(module: str, path: Path) -> None:
     lines = len(path.read_text(encoding="utf-8").splitlines())
-    if module in TOO_BIG_FOR_NOW:
-        assert lines > MAX_LINES, f"{module} fits now: take it off TOO_BIG_FOR_NOW"
-    else:
-        assert lines <= MAX_LINES, f"{module} has {lines} lines"
+    assert lines <= MAX_LINES, f"{module} has {lines} lines"
 
 
 def test_every_package_says_what_it_owns_and_may_import() -> None:
