@@ -110,16 +110,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="DIR",
-        help="also time (S1, S2) the mlhub_sync package in DIR, e.g. an older "
-        "commit from `git archive COMMIT | tar -x -C DIR`; repeatable",
+        help="also time (every scenario, interleaved) the mlhub_sync package in DIR, e.g. an "
+        "older commit from `git archive COMMIT | tar -x -C DIR`; repeatable",
     )
     p.add_argument(
         "--compare-env",
         action="append",
         default=[],
         metavar="LABEL:VAR=VALUE",
-        help="also time (S1, S2) the working tree with VAR=VALUE set, labelled "
-        "mlhub-sync@LABEL, e.g. urllib3:MLHUB_SYNC_HTTP=urllib3; repeatable",
+        help="also time (every scenario, interleaved) the working tree with VAR=VALUE set, "
+        "labelled mlhub-sync@LABEL, e.g. debug:MLHUB_SYNC_X=1; repeatable",
     )
     p.add_argument("--keep", action="store_true", help="keep the 1M-file S3 output for next time")
     args = p.parse_args(argv)

@@ -33,38 +33,24 @@ class Bench(Tools):
         """
         a = self.args
         for w in a.workers:
-            for label, extra in self.variants:
-                # another version or setting (--compare-src/-env), right before this one
+            # other versions or settings (--compare-src/-env) right before this one, each through
+            # the same chain, so every scenario is an interleaved A/B
+            for label, extra in [*self.variants, ("", {})]:
                 case = self.out_root(f"{scen.lower()}-mlhub{label}-w{w}")
                 spec = self.spec(case, ds, w)
                 env = {**self.env, **extra}
-                run = self.measure(
-                    scen,
-                    f"mlhub-sync{label} w={w}",
-                    rnd,
-                    self.mlhub_cmd(spec),
-                    case,
-                    ds.assets,
-                    ds.total_bytes,
-                    env=env,
-                )
+                tool = f"mlhub-sync{label} w={w}"
+                cmd = self.mlhub_cmd(spec)
+                run = self.measure(scen, tool, rnd, cmd, case, ds.assets, ds.total_bytes, env=env)
                 check_tree(case / "out" / ds.id, ds, run)
+                if chain and w == a.workers[0]:
+                    if "S3" in a.scenarios:
+                        self.measure("S3", tool, rnd, cmd, case, ds.assets, 0, env=env)
+                    if "S5" in a.scenarios:
+                        files, nbytes = damage(case / "out", ds)
+                        run = self.measure("S5", tool, rnd, cmd, case, files, nbytes, env=env)
+                        check_tree(case / "out" / ds.id, ds, run)
                 shutil.rmtree(case, ignore_errors=True)
-            case = self.out_root(f"{scen.lower()}-mlhub-w{w}")
-            spec = self.spec(case, ds, w)
-            tool = f"mlhub-sync w={w}"
-            run = self.measure(
-                scen, tool, rnd, self.mlhub_cmd(spec), case, ds.assets, ds.total_bytes
-            )
-            check_tree(case / "out" / ds.id, ds, run)
-            if chain and w == a.workers[0]:
-                if "S3" in a.scenarios:
-                    run = self.measure("S3", tool, rnd, self.mlhub_cmd(spec), case, ds.assets, 0)
-                if "S5" in a.scenarios:
-                    files, nbytes = damage(case / "out", ds)
-                    run = self.measure("S5", tool, rnd, self.mlhub_cmd(spec), case, files, nbytes)
-                    check_tree(case / "out" / ds.id, ds, run)
-            shutil.rmtree(case, ignore_errors=True)
         if refs:
             dest = self.out_root(f"{scen.lower()}-ref")
             curl_cfg, aria_in, url_list = self.url_lists(ds, dest)
@@ -146,16 +132,18 @@ class Bench(Tools):
             if run.ok:
                 ready.write_text(self.nginx.base)
         for rnd in range(1, a.runs + 1):
-            self.measure(
-                f"S3 {ds.assets:,}",
-                f"mlhub-sync w={w}",
-                rnd,
-                self.mlhub_cmd(spec),
-                case,
-                ds.assets,
-                0,
-                a.timeout * 2,
-            )
+            for label, extra in [*self.variants, ("", {})]:
+                self.measure(
+                    f"S3 {ds.assets:,}",
+                    f"mlhub-sync{label} w={w}",
+                    rnd,
+                    self.mlhub_cmd(spec),
+                    case,
+                    ds.assets,
+                    0,
+                    a.timeout * 2,
+                    env={**self.env, **extra},
+                )
         if not a.keep:
             shutil.rmtree(case, ignore_errors=True)
 
@@ -163,25 +151,32 @@ class Bench(Tools):
         a = self.args
         for rnd in range(1, a.runs + 1):
             for ds in sizes:
-                case = self.out_root(f"s4-{ds.id}")
-                spec = self.spec(case, ds, a.workers[0])
-                self.measure(
-                    f"S4 {ds.assets:,}",
-                    "mlhub-sync plan",
-                    rnd,
-                    self.mlhub_cmd(spec, "plan"),
-                    case,
-                    ds.assets,
-                    0,
-                    a.timeout * 2,
-                )
-                shutil.rmtree(case, ignore_errors=True)
+                for label, extra in [*self.variants, ("", {})]:
+                    case = self.out_root(f"s4-{ds.id}")
+                    spec = self.spec(case, ds, a.workers[0])
+                    self.measure(
+                        f"S4 {ds.assets:,}",
+                        f"mlhub-sync{label} plan",
+                        rnd,
+                        self.mlhub_cmd(spec, "plan"),
+                        case,
+                        ds.assets,
+                        0,
+                        a.timeout * 2,
+                        env={**self.env, **extra},
+                    )
+                    shutil.rmtree(case, ignore_errors=True)
 
     def s6(self, ds: DatasetDef, rnd: int) -> None:
-        """SIGKILL an apply once half the asset bytes arrived, then resume it."""
+        """SIGKILL an apply once half the asset bytes arrived, then resume it (every version
+        compared, each killing and resuming its own run)."""
+        for label, extra in [*self.variants, ("", {})]:
+            self._s6(ds, rnd, label, {**self.env, **extra})
+
+    def _s6(self, ds: DatasetDef, rnd: int, label: str, env: dict[str, str]) -> None:
         a = self.args
         w = a.workers[0]
-        case = self.out_root(f"s6-{ds.id}")
+        case = self.out_root(f"s6-{ds.id}{label}")
         spec = self.spec(case, ds, w)
         dataset_dir = case / "out" / ds.id
         mark = self.nginx.mark()
@@ -197,7 +192,7 @@ class Bench(Tools):
             proc = subprocess.Popen(
                 self.mlhub_cmd(spec),
                 cwd=case,
-                env=self.env,
+                env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
@@ -219,12 +214,13 @@ class Bench(Tools):
         before = self.nginx.since(mark)
         run = self.measure(
             f"S6 {ds.id}",
-            f"mlhub-sync w={w} resume",
+            f"mlhub-sync{label} w={w} resume",
             rnd,
             self.mlhub_cmd(spec),
             case,
             ds.assets,
             ds.total_bytes,
+            env=env,
         )
         check_tree(dataset_dir, ds, run)
         if killed_rc != -signal.SIGKILL:
