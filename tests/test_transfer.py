@@ -1000,3 +1000,21 @@ def test_a_corrupt_body_then_a_good_one_is_verified_by_etag(env: Env) -> None:
     result = fetch(env, server)
     assert_complete(env)
     assert result.verified_by == "s3-etag"
+
+
+def test_a_corrupt_resume_twice_is_final_when_the_server_proved_its_etag_is_the_md5(
+    env: Env,
+) -> None:
+    # The chaos soak's "served" host: Content-MD5 on full bodies, the MD5 as ETag. A body cut
+    # half way is resumed; the 206 is corrupted (the same byte: the fault is deterministic)
+    # and only the ETag can judge a 206: a mismatch, from zero. The new body is cut at the
+    # same byte and resumed, corrupted the same way: the same MD5 twice against the ETag. The
+    # ETag is not "weak evidence that is not an MD5" here: the 200s' Content-MD5 proved it is.
+    server = env.server(etag_style="md5", md5_header="content-md5")
+    half = Fault("truncate", after_bytes=-1)
+    server.add_fault(BLOB, half, Fault("corrupt"), half, Fault("corrupt"))
+    error = fetch_error(env, server)
+
+    assert error.error_class == "checksum-mismatch"
+    assert_nothing_left(env.dest())
+    assert statuses(gets(server)) == [200, 206, 200, 206]

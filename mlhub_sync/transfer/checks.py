@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from mlhub_sync.errors import TransferError
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.net.retry import is_retryable_status, parse_retry_after
-from mlhub_sync.stac.checksum import Multihash, parse_multihash, server_md5
+from mlhub_sync.stac.checksum import Multihash, parse_multihash, s3_etag_md5, server_md5
 from mlhub_sync.transfer.ops import BodyEnd, TransferRequest
 from mlhub_sync.transfer.sink import Hashes, Sink
 
@@ -257,6 +257,20 @@ def verify(
         )
     length_checked = "Content-Length" in headers and not decoded
     return Verified("size" if req.size is not None or length_checked else "none", md5)
+
+
+def etag_is_md5(status: int, headers: Mapping[str, str]) -> bool:
+    """Whether this response proves its MD5-looking ETag is the object's MD5: a whole-object
+    MD5 header sent with it (``Content-MD5`` on a 200, ``x-ms-blob-content-md5``) agrees.
+
+    Such an ETag is not the "32 hex digits that are not the MD5" of an encrypted or multipart
+    upload, so the same wrong bytes twice against it are damage that repeated (rule 7).
+    """
+    etag_md5 = s3_etag_md5(headers.get("ETag"))
+    if etag_md5 is None:
+        return False
+    vouched = server_md5(headers, full_body=status == 200, trust_etag=False)
+    return vouched is not None and vouched.md5 == etag_md5
 
 
 # -- small pure helpers ---------------------------------------------------------------------------

@@ -21,7 +21,10 @@ The rules (DESIGN.md §2.3), each written once, here:
    is final (``checksum-mismatch``).
 7. An MD5-looking S3 ETag is weak evidence: the same bytes twice that disagree with it are kept,
    verified by ``size``; after :data:`ETAG_DISTRUST_AFTER` different assets of a host did so,
-   that host's ETags are no longer used.
+   that host's ETags are no longer used. Not once a response of the transfer proved the ETag
+   is the MD5 (a whole-object MD5 header agreeing with it, ``checks.etag_is_md5``): then the
+   same wrong bytes twice are a fault that repeats (one resumed at the same byte and damaged
+   the same way), and the second mismatch is final like any other.
 8. A gzip/deflate body sent despite ``identity`` is unwrapped; its Content-Length described
    the encoded bytes, so only ``file:size`` (or a checksum) verifies it, and it cannot resume.
 9. An HTML page where the file should be, with nothing to verify it by, is final
@@ -160,6 +163,7 @@ class Transfers:
         failures = attempts = transferred = 0
         checksum_restarted = resumed = False
         etag_mismatch_md5: str | None = None
+        etag_proven = False  # a response's whole-object MD5 header agreed with its ETag
         high_water = 0  # the longest the part has been: only growing past it is progress
         while True:
             attempts += 1
@@ -177,6 +181,7 @@ class Transfers:
             if reply.status == 304 and (req.if_none_match or req.if_modified_since):
                 yield DROP
                 return _not_modified(reply, attempts)
+            etag_proven = etag_proven or checks.etag_is_md5(reply.status, reply.headers)
             verdict = checks.judge(req, claim, reply.status, reply.headers, offset, validator)
             if isinstance(verdict, checks.Failed):
                 yield DROP
@@ -251,9 +256,14 @@ class Transfers:
                     discard(part)  # an HTML page or an unverifiable file: nothing to resume
                     raise outcome
                 if isinstance(outcome, checks.Mismatch):
-                    if outcome.source == "s3-etag" and outcome.md5 == etag_mismatch_md5:
+                    if (
+                        outcome.source == "s3-etag"
+                        and outcome.md5 == etag_mismatch_md5
+                        and not etag_proven
+                    ):
                         # The same bytes twice, still not the ETag: the ETag is not an MD5
                         # here (an encrypted or multipart upload), not a corrupted body.
+                        # (Unless the server proved it is: then the damage repeated.)
                         self._etag_is_not_md5(req)
                         outcome = checks.Verified("size", outcome.md5)
                     else:

@@ -6,6 +6,7 @@ follow: the requests' Range / If-Range headers, the bytes on disk, and the outco
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import os
@@ -28,6 +29,7 @@ DATA = random.Random(1).randbytes(1000)
 MD5 = hashlib.md5(DATA).hexdigest()
 ETAG = f'"{MD5}"'  # an S3-style ETag: the MD5
 OPAQUE = '"v1"'  # an ETag that is not an MD5
+CONTENT_MD5 = base64.b64encode(bytes.fromhex(MD5)).decode()  # a Content-MD5 header's form
 URL = "https://host.example/blobs/a.tif"
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 
@@ -52,6 +54,25 @@ def partial(start: int, body: bytes = DATA, etag: str | None = ETAG, **headers: 
 
 def status(code: int, **headers: str) -> Reply:
     return Reply(code, headers, b"error page")
+
+
+def flipped(data: bytes, at: int) -> bytes:
+    """``data`` with the byte at ``at`` inverted (the test server's ``corrupt`` fault)."""
+    damaged = bytearray(data)
+    damaged[at] ^= 0xFF
+    return bytes(damaged)
+
+
+# The chaos soak's "served" host (Content-MD5 on full bodies, the MD5 as ETag, whole-file
+# Content-MD5 on a 206 too): a 200 cut half way, and a 206 for the rest damaged in the same
+# byte every time (a deterministic fault).
+SERVED = {"ETag": ETAG, "Content-MD5": CONTENT_MD5}
+CUT_HALF_WAY = Reply(200, {"Content-Length": "1000", **SERVED}, DATA, fail_after=500)
+DAMAGED_REST = Reply(
+    206,
+    {"Content-Range": "bytes 500-999/1000", "Content-Length": "500", **SERVED},
+    flipped(DATA, 750)[500:],
+)
 
 
 def md5_claim(data: bytes) -> str:
@@ -187,6 +208,12 @@ CASES = {
     "identical bytes twice against an S3 ETag are kept, verified by size": Case(
         [ok(DATA, etag='"' + "0" * 32 + '"'), ok(DATA, etag='"' + "0" * 32 + '"')],
         verified_by="size",
+    ),
+    "the same wrong resumed bytes twice are final once a Content-MD5 proved the ETag": Case(
+        [CUT_HALF_WAY, DAMAGED_REST, CUT_HALF_WAY, DAMAGED_REST],
+        ranges=[(None, None), ("bytes=500-", ETAG)] * 2,
+        on_disk=None,
+        error="checksum-mismatch",
     ),
     "a Content-MD5 mismatch twice is final": Case(
         [ok(DATA[::-1], etag=OPAQUE, **{"Content-MD5": "2ay6pRbiv0tBPbPSXU0R5A=="})] * 2,
