@@ -111,7 +111,7 @@ def cli(tmp_path: Path) -> Any:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--soak``: run the long version of the chaos soak (tests/test_chaos.py)."""
+    """``--soak``: run the long version of the chaos soak (tests/e2e/test_chaos.py)."""
     parser.addoption(
         "--soak",
         action="store_true",

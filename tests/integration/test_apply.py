@@ -13,7 +13,7 @@ from mlhub_sync.state import DatasetLock
 from tests.conftest import API_KEY, Hub, Result
 from tests.support.server import Fault, RequestRecord
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 def out_dir(tmp_path: Path, hub: Hub) -> Path:

@@ -28,28 +28,6 @@ def lock_of(spec: Path) -> Path:
     return spec.with_name(spec.name + ".lock")
 
 
-def test_lock_is_deterministic_and_sorted(tmp_path: Path, hub: Hub, cli: Any) -> None:
-    spec = hub.spec(tmp_path / "spec.yaml", TWO)
-    assert cli("lock", spec).code == 0
-    first = lock_of(spec).read_bytes()
-    assert cli("lock", spec, env={"PYTHONHASHSEED": "123"}).code == 0
-    assert lock_of(spec).read_bytes() == first
-    hub.spec(spec, list(reversed(TWO)))  # the same datasets listed in another order
-    assert cli("lock", spec).code == 0
-    assert lock_of(spec).read_bytes() == first
-    data = json.loads(first)
-    assert data["format"] == "mlhub-sync.lock/1"
-    assert [(d["id"], d["output_dir"]) for d in data["datasets"]] == [
-        ("tiny", "labels"),
-        ("tiny", "out"),
-    ]
-    main = data["datasets"][1]
-    assert main["selection"]["assets"] == 20 == len(main["assets"])
-    assert [a[0] for a in main["assets"]] == sorted(a[0] for a in main["assets"])
-    assert all("SECRETSIG" not in a[1] for a in main["assets"])  # signatures are not pinned
-    assert "API_KEY" not in first.decode() and hub.api_key not in first.decode()
-
-
 def test_locked_apply_passes_when_nothing_drifted(tmp_path: Path, hub: Hub, cli: Any) -> None:
     spec = hub.spec(tmp_path / "spec.yaml")
     assert cli("lock", spec).code == 0
@@ -121,7 +99,7 @@ def test_missing_lock_file_is_a_clear_error(tmp_path: Path, hub: Hub, cli: Any) 
 
 
 def test_a_local_catalog_locks_the_same_wherever_the_repo_is(tmp_path: Path) -> None:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLHUB_")}
     locks = []
     for name in ("a", "b"):
