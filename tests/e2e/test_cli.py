@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import API_KEY, Hub, run_cli
+from tests.conftest import API_KEY, Hub, run_cli_process
 
 
 def test_schema_command_prints_json_schema(tmp_path: Path) -> None:
-    result = run_cli("schema", cwd=tmp_path)
+    result = run_cli_process("schema", cwd=tmp_path)
     assert result.code == 0
     schema = json.loads(result.stdout)
     assert schema["title"] == "mlhub-sync spec"
@@ -22,8 +22,8 @@ def test_schema_command_prints_json_schema(tmp_path: Path) -> None:
 
 
 def test_usage_errors_exit_64(tmp_path: Path) -> None:
-    assert run_cli("plan", cwd=tmp_path).code == 64
-    missing = run_cli("plan", tmp_path / "nope.yaml", cwd=tmp_path)
+    assert run_cli_process("plan", cwd=tmp_path).code == 64
+    missing = run_cli_process("plan", tmp_path / "nope.yaml", cwd=tmp_path)
     assert missing.code == 64 and "no such file" in missing.stderr
 
 

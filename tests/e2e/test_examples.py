@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import run_cli_process
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,12 +25,12 @@ def examples(tmp_path: Path) -> Path:
 
 def test_quickstart_plan_apply_status_as_in_the_readme(examples: Path) -> None:
     spec = examples / "configs/quickstart.yaml"
-    plan = run_cli("plan", spec, cwd=examples)
+    plan = run_cli_process("plan", spec, cwd=examples)
     assert plan.code == 0 and "download 21 files" in plan.stdout
-    assert run_cli("apply", spec, cwd=examples).code == 0
-    status = run_cli("status", spec, cwd=examples)
+    assert run_cli_process("apply", spec, cwd=examples).code == 0
+    status = run_cli_process("status", spec, cwd=examples)
     assert "in sync 21" in status.stdout
-    again = run_cli("apply", spec, cwd=examples)
+    again = run_cli_process("apply", spec, cwd=examples)
     assert "nothing to do" in again.stdout
     out = examples / "data/out/quickstart_floods"
     source = examples / "data/quickstart/assets"

@@ -1,4 +1,4 @@
-"""End-to-end `apply`: the reconcile guarantees, checked against the real CLI and the request
+"""`apply`: the reconcile guarantees, checked through the CLI (in-process) against the request
 log of the real local server."""
 
 from __future__ import annotations

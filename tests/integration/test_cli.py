@@ -1,4 +1,4 @@
-"""The CLI as a real subprocess: each command's output, exit codes, golden plan text and JSON,
+"""The CLI (in-process): each command's output, exit codes, golden plan text and JSON,
 and the API key never leaking anywhere."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The README's quickstart and the example specs work as documented (on a copy of examples/,
-so nothing is written into the repository)."""
+"""The example specs work as documented (on a copy of examples/, so nothing is written into
+the repository; the README's quickstart as real processes is tests/e2e/test_examples.py)."""
 
 from __future__ import annotations
 

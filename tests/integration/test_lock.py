@@ -4,17 +4,14 @@ and files verified against the lock's checksums where the catalog has none."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.conftest import Hub
+from tests.conftest import Hub, run_cli
 from tests.support.mlhub_dataset import build_tiny
 from tests.support.server import Fault
 
@@ -100,20 +97,14 @@ def test_missing_lock_file_is_a_clear_error(tmp_path: Path, hub: Hub, cli: Any) 
 
 def test_a_local_catalog_locks_the_same_wherever_the_repo_is(tmp_path: Path) -> None:
     repo = Path(__file__).resolve().parents[2]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLHUB_")}
     locks = []
     for name in ("a", "b"):
         copy = tmp_path / name / "examples"
         shutil.copytree(repo / "examples/configs", copy / "configs")
         shutil.copytree(repo / "examples/data/quickstart", copy / "data/quickstart")
         spec = copy / "configs/quickstart.yaml"
-        subprocess.run(
-            [sys.executable, "-m", "mlhub_sync", "lock", str(spec), "-q"],
-            env=env,
-            cwd=tmp_path,
-            check=True,
-            timeout=120,
-        )
+        result = run_cli("lock", spec, "-q", cwd=tmp_path)
+        assert result.code == 0, result.stderr
         locks.append(lock_of(spec).read_bytes())
     assert locks[0] == locks[1]
     assert b'"file:../data/quickstart/assets/' in locks[0]

@@ -1276,10 +1276,6 @@ def test_api_key_of_the_wrong_type_is_not_echoed_in_the_error(tmp_path: Path) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# the real CLI
-
-
-# ---------------------------------------------------------------------------------------------
 # fuzz: whatever the input, only SpecError
 
 
