@@ -94,7 +94,7 @@ class SoakScale:
     fault_rate: float
 
 
-NORMAL = SoakScale(items=120, kills=5, rounds=2, fault_rate=0.2)
+NORMAL = SoakScale(items=60, kills=5, rounds=2, fault_rate=0.2)
 SOAK = SoakScale(items=1500, kills=12, rounds=4, fault_rate=0.25)
 
 SIZE_ONLY, CHECKSUM, SERVER_MD5 = "size only", "file:checksum", "server md5"
