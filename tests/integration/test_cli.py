@@ -135,3 +135,9 @@ def test_the_api_key_never_appears_in_any_output_or_file(
             assert API_KEY.encode() not in path.read_bytes(), path
     report = (tmp_path / "out/tiny/mlhub_errors.csv").read_text()
     assert "http-404" in report
+
+
+def test_usage_errors_exit_64(tmp_path: Path) -> None:
+    assert run_cli("plan", cwd=tmp_path).code == 64
+    missing = run_cli("plan", tmp_path / "nope.yaml", cwd=tmp_path)
+    assert missing.code == 64 and "no such file" in missing.stderr
