@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import coverage
 import pytest
 import yaml
 
@@ -205,6 +206,22 @@ def cli_process(tmp_path: Path) -> Any:
         )
 
     return run
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Run ``@pytest.mark.fuzz`` tests with coverage paused: line tracing made those thousands
+    of generated examples about twice as slow, and nearly all the code they reach is reached
+    by example-based tests too. (pytest-cov's own ``no_cover`` marker fails under
+    ``--no-cov``: pytest-cov issue 590.)"""
+    cov = coverage.Coverage.current() if item.get_closest_marker("fuzz") else None
+    if cov is None:
+        return (yield)
+    cov.stop()
+    try:
+        return (yield)
+    finally:
+        cov.start()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

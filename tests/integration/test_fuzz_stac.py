@@ -424,6 +424,7 @@ def indexed_paths(db: StateDB) -> list[str]:
 # ------------------------------------------------------------------------------ tests
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(
     docs=st.lists(
@@ -450,6 +451,7 @@ def test_indexer_survives_hostile_documents_and_keeps_paths_inside(
         )
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(document=item_documents(), encoding=st.sampled_from(ENCODINGS))
 def test_hostile_items_are_indexed_or_counted_invalid(
@@ -574,6 +576,7 @@ def test_indexer_survives_nesting_at_every_depth_up_to_the_recursion_limit() -> 
             assert_safe_relpath(path)
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(
     href=hostile_hrefs(),
@@ -601,6 +604,7 @@ def test_normalize_href_returns_a_fetchable_url_or_raises_value_error(
         assert host, f"{url!r} names no host: not fetchable, yet not refused"
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(
     collection_id=hostile_strings(),

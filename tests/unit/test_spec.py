@@ -1348,18 +1348,21 @@ def only_spec_errors(text: str, base: Path) -> None:
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(text=st.text(max_size=200))
 def test_fuzz_random_text_only_raises_spec_error(fuzz_dir: Path, text: str) -> None:
     only_spec_errors(text, fuzz_dir)
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(tokens=st.lists(st.sampled_from(YAML_TOKENS), max_size=40))
 def test_fuzz_yaml_token_soup_only_raises_spec_error(fuzz_dir: Path, tokens: list[str]) -> None:
     only_spec_errors("".join(tokens), fuzz_dir)
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(data=spec_like | nested)
 def test_fuzz_random_nested_data_only_raises_spec_error(fuzz_dir: Path, data: Any) -> None:
