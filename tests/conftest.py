@@ -1,20 +1,28 @@
 """Shared fixtures: a real HTTP server on 127.0.0.1 serving a generated MLHub-style dataset,
-spec files, and a runner for the real ``mlhub-sync`` CLI in a subprocess."""
+spec files, and runners for the real ``mlhub-sync`` CLI: in this process (``run_cli``, the
+``cli`` fixture) and as a subprocess (``run_cli_process``, ``cli_process``: tests/e2e/)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import coverage
 import pytest
 import yaml
 
+import mlhub_sync.cli
 from tests.support.mlhub_dataset import GeneratedDataset, build_tiny, serve_mlhub
 from tests.support.server import TestServer
 
@@ -74,20 +82,26 @@ class Result:
         return json.loads(self.stdout)
 
 
-def run_cli(
+def _cli_environ(cwd: Path | None, env: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment of one CLI run: this process's, less every ``MLHUB_*`` variable, with
+    ``MLHUB_HOME`` in the run's folder (so a real ``~/.mlhub`` is never read), then ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLHUB_")}
+    full_env["MLHUB_HOME"] = str((cwd or Path.cwd()) / ".mlhub-home")
+    full_env.update(env or {})
+    return full_env
+
+
+def run_cli_process(
     *args: str | Path,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float = 120,
 ) -> Result:
-    """Run ``python -m mlhub_sync ARGS`` as a real subprocess."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLHUB_")}
-    full_env["MLHUB_HOME"] = str((cwd or Path.cwd()) / ".mlhub-home")
-    full_env.update(env or {})
+    """Run ``python -m mlhub_sync ARGS`` as a real subprocess (for tests/e2e/)."""
     proc = subprocess.run(
         [sys.executable, "-m", "mlhub_sync", *map(str, args)],
         cwd=cwd,
-        env=full_env,
+        env=_cli_environ(cwd, env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -96,9 +110,79 @@ def run_cli(
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
+# Loggers the CLI configures (``-vv`` also takes over urllib3's and requests').
+_CLI_LOGGERS = ("mlhub_sync", "mlhub_sync.progress", "urllib3", "requests")
+
+
+@contextlib.contextmanager
+def _cli_call_isolated(cwd: Path | None, environ: Mapping[str, str]) -> Iterator[None]:
+    """What a subprocess gives a run for free, for one in-process ``cli.main`` call: its own
+    working directory, environment, signal handlers and logging configuration, all restored
+    afterwards."""
+    saved_logging = [
+        (log, log.handlers[:], log.level, log.propagate)
+        for log in map(logging.getLogger, _CLI_LOGGERS)
+    ]
+    saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    threads_before = set(threading.enumerate())
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            # A few code paths read os.environ rather than the environ passed to main()
+            # (os.path.expanduser for "~" in spec paths, transfer.default_backend for
+            # MLHUB_SYNC_HTTP): make it the run's environment too, as in a subprocess.
+            for key in [k for k in os.environ if k not in environ]:
+                mp.delenv(key)
+            for key, value in environ.items():
+                if os.environ.get(key) != value:
+                    mp.setenv(key, value)
+            if cwd is not None:
+                mp.chdir(cwd)
+            yield
+    finally:
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+        for log, handlers, level, propagate in saved_logging:
+            log.handlers[:] = handlers
+            log.setLevel(level)
+            log.propagate = propagate
+    # A subprocess would not exit while a non-daemon thread runs: the run must not leave one.
+    for thread in set(threading.enumerate()) - threads_before:
+        if not thread.daemon:
+            thread.join(timeout=30)
+            assert not thread.is_alive(), f"the CLI left a non-daemon thread running: {thread}"
+
+
+def run_cli(
+    *args: str | Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> Result:
+    """Run the CLI in this process: ``mlhub_sync.cli.main(ARGS, environ)`` with stdout and
+    stderr captured, in ``cwd``, with the environment ``run_cli_process`` would give the
+    subprocess (``timeout`` is pytest-timeout's job here; it is accepted for the same calls).
+    """
+    unhonoured = sorted(
+        k for k, v in (env or {}).items() if k.startswith("PYTHON") and os.environ.get(k) != v
+    )
+    if unhonoured:  # e.g. another PYTHONHASHSEED: only a new interpreter can have it
+        raise ValueError(f"{unhonoured} need a new interpreter: use run_cli_process")
+    environ = _cli_environ(cwd, env)
+    out, err = io.StringIO(), io.StringIO()
+    # The CLI builds its logging handler from sys.stderr when called: redirect first.
+    with (
+        _cli_call_isolated(cwd, environ),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        code = mlhub_sync.cli.main([str(a) for a in args], environ)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli(tmp_path: Path) -> Any:
-    """``cli(*args, env=...)`` runs the CLI in ``tmp_path`` with the sentinel API key set."""
+    """``cli(*args, env=...)`` runs the CLI (in this process, see ``run_cli``) in
+    ``tmp_path`` with the sentinel API key set."""
 
     def run(
         *args: str | Path, env: Mapping[str, str] | None = None, timeout: float = 120
@@ -110,8 +194,38 @@ def cli(tmp_path: Path) -> Any:
     return run
 
 
+@pytest.fixture
+def cli_process(tmp_path: Path) -> Any:
+    """Like ``cli``, but the CLI runs as a real subprocess (``run_cli_process``)."""
+
+    def run(
+        *args: str | Path, env: Mapping[str, str] | None = None, timeout: float = 120
+    ) -> Result:
+        return run_cli_process(
+            *args, cwd=tmp_path, env={"MLHUB_API_KEY": API_KEY, **(env or {})}, timeout=timeout
+        )
+
+    return run
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Run ``@pytest.mark.fuzz`` tests with coverage paused: line tracing made those thousands
+    of generated examples about twice as slow, and nearly all the code they reach is reached
+    by example-based tests too. (pytest-cov's own ``no_cover`` marker fails under
+    ``--no-cov``: pytest-cov issue 590.)"""
+    cov = coverage.Coverage.current() if item.get_closest_marker("fuzz") else None
+    if cov is None:
+        return (yield)
+    cov.stop()
+    try:
+        return (yield)
+    finally:
+        cov.start()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--soak``: run the long version of the chaos soak (tests/test_chaos.py)."""
+    """``--soak``: run the long version of the chaos soak (tests/e2e/test_chaos.py)."""
     parser.addoption(
         "--soak",
         action="store_true",

@@ -4,11 +4,11 @@ tables in batches (invalid JSON and non-STAC JSON counted, not fatal)."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
 
-from mlhub_sync.catalog.extract import log
 from mlhub_sync.selection.layout import CommonLayout, asset_relpath
 from mlhub_sync.stac.document import (
     AssetFacts,
@@ -19,6 +19,8 @@ from mlhub_sync.stac.document import (
     parse_item,
 )
 from mlhub_sync.state.db import StateDB
+
+log = logging.getLogger(__name__)
 
 NO_COMMON = CommonLayout()
 

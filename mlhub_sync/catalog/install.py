@@ -5,15 +5,17 @@ overwritten."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from mlhub_sync.catalog.extract import log
 from mlhub_sync.errors import CatalogError
 from mlhub_sync.state.db import DB_NAME
 from mlhub_sync.state.lock import LOCK_NAME
+
+log = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".mlhub-staging"
 

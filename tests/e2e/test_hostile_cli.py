@@ -8,6 +8,7 @@ is a real read-only file system the test mounts.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -27,6 +28,7 @@ NOBODY = 65534
 CATALOG = b'{"type": "Catalog", "stac_version": "1.0.0", "id": "x", "links": []}'
 
 
+@functools.cache  # probed once, by the first test that runs the CLI
 def _can_drop_privileges() -> bool:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         return False
@@ -47,9 +49,6 @@ def _can_drop_privileges() -> bool:
     return probe.returncode == 0
 
 
-UNPRIVILEGED = _can_drop_privileges()
-
-
 @pytest.fixture
 def world() -> Iterator[Path]:
     """A work folder the unprivileged user can use (pytest's own tmp is private to root)."""
@@ -64,7 +63,7 @@ def world() -> Iterator[Path]:
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     prefix = (
         ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
-        if UNPRIVILEGED
+        if _can_drop_privileges()
         else []
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLHUB_")}

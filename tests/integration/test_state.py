@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from mlhub_sync.errors import StateError, StateLockedError
-from mlhub_sync.state.db import DB_NAME, SCHEMA_VERSION, FileRecord, StateDB
-from mlhub_sync.state.lock import DatasetLock
+from mlhub_sync.errors import StateError
+from mlhub_sync.state.db import StateDB
+from mlhub_sync.state.schema import DB_NAME, SCHEMA_VERSION, FileRecord
 from tests.support.sql import query
 
 
@@ -74,31 +72,3 @@ def test_status_does_not_create_a_db(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="not been synced"):
         StateDB.open(tmp_path / "missing", create=False)
     assert not (tmp_path / "missing").exists()
-
-
-def test_the_lock_is_exclusive_across_processes_and_names_the_holder(tmp_path: Path) -> None:
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys; from pathlib import Path; from mlhub_sync.state.lock import DatasetLock;"
-            f"lock = DatasetLock(Path({str(tmp_path)!r})); lock.acquire();"
-            "print('held', flush=True); sys.stdin.read()",
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(StateLockedError) as info:
-            DatasetLock(tmp_path).acquire()
-        assert f"pid {holder.pid}" in str(info.value)
-        assert info.value.exit_code == 3
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=30)
-        holder.stdout.close()  # type: ignore[union-attr]
-    with DatasetLock(tmp_path):  # released when the holder exits
-        pass

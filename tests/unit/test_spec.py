@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from mlhub_sync.config.loader import MAX_NODES, load_yaml
 from mlhub_sync.config.resolve import LoadedSpec, load_spec, resolve_spec
 from mlhub_sync.config.sources import ArchiveSource, MlhubSource
-from mlhub_sync.errors import ExitCode, SpecError, SpecIssue
+from mlhub_sync.errors import SpecError, SpecIssue
 from tests.conftest import API_KEY
 
 # ---------------------------------------------------------------------------------------------
@@ -1271,114 +1271,6 @@ def test_api_key_of_the_wrong_type_is_not_echoed_in_the_error(tmp_path: Path) ->
 
 
 # ---------------------------------------------------------------------------------------------
-# the real CLI
-
-
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        (
-            """
-            version: 1
-            datasets:
-              - id: a
-                colection_filter: {c: []}
-            """,
-            "spec.yaml:4: datasets[0].colection_filter: unknown key 'colection_filter' "
-            "(did you mean 'collection_filter'?)",
-        ),
-        (
-            """
-            version: 1
-            datasets:
-              - id: a
-              - id: b
-                bbox: [0, 95, 1, 96]
-            """,
-            "spec.yaml:5: datasets[1].bbox: min latitude 95.0 is outside [-90, 90]",
-        ),
-        (
-            """
-            version: 1
-            datasets:
-              - id: a
-                output_dir: ${NO_SUCH_VAR_XYZ}
-            """,
-            "spec.yaml:4: datasets[0].output_dir: environment variable NO_SUCH_VAR_XYZ is not set",
-        ),
-        (
-            """
-            version: 1
-            datasets:
-              - id: a
-                workers: 1
-                workers: 2
-            """,
-            "spec.yaml:5: datasets[0].workers: duplicate key 'workers' (first given on line 4)",
-        ),
-        (
-            """
-            version: 1
-            datasets:
-              - id: a
-                datetime: 2019-04-07/2019-04-01
-            """,
-            "spec.yaml:4: datasets[0].datetime: the range ends (2019-04-01) before it starts",
-        ),
-    ],
-    ids=["unknown-key", "bbox-range", "missing-variable", "duplicate-key", "datetime-order"],
-)
-def test_cli_validate_exits_64_naming_file_line_and_field(
-    cli: Any, tmp_path: Path, body: str, expected: str
-) -> None:
-    write_spec(tmp_path, body)
-    result = cli("validate", "spec.yaml")
-    assert result.code == ExitCode.USAGE == 64
-    assert expected in result.stderr
-    assert result.stdout == ""
-
-
-def test_cli_validate_yaml_syntax_error_exits_64_with_line(cli: Any, tmp_path: Path) -> None:
-    write_spec(tmp_path, "version: 1\ndatasets:\n  - id: a\n    bbox: [1, 2\n")
-    result = cli("validate", "spec.yaml")
-    assert result.code == 64
-    assert "spec.yaml:5: invalid YAML" in result.stderr
-
-
-def test_cli_validate_json_resolves_from_another_cwd_and_hides_the_key(
-    cli: Any, tmp_path: Path
-) -> None:
-    spec = write_spec(
-        tmp_path / "conf",
-        f"""
-        version: 1
-        defaults:
-          output_dir: ./data
-          source: {{api_key: "${{MLHUB_API_KEY}}"}}
-        datasets:
-          - id: a
-            datetime: 2019-04-01
-          - id: b
-            source: {{type: mlhub, api_key: {SECRET}}}
-        """,
-    )
-    result = cli("validate", "--json", spec.relative_to(tmp_path))
-    assert result.code == 0, result.stderr
-    document = result.json()
-    assert [d["dataset_dir"] for d in document["datasets"]] == [
-        str(tmp_path / "conf" / "data" / "a"),
-        str(tmp_path / "conf" / "data" / "b"),
-    ]
-    (time_filter,) = document["datasets"][0]["filters"]  # the whole UTC day
-    assert "2019-04-01T00:00:00Z" in time_filter and "2019-04-01T23:59:59" in time_filter
-    for output in (result.stdout, result.stderr):
-        assert SECRET not in output and API_KEY not in output
-    text = cli("validate", spec)
-    assert text.code == 0
-    assert SECRET not in text.stdout + text.stderr and API_KEY not in text.stdout + text.stderr
-
-
-# ---------------------------------------------------------------------------------------------
 # fuzz: whatever the input, only SpecError
 
 
@@ -1451,18 +1343,21 @@ def only_spec_errors(text: str, base: Path) -> None:
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(text=st.text(max_size=200))
 def test_fuzz_random_text_only_raises_spec_error(fuzz_dir: Path, text: str) -> None:
     only_spec_errors(text, fuzz_dir)
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(tokens=st.lists(st.sampled_from(YAML_TOKENS), max_size=40))
 def test_fuzz_yaml_token_soup_only_raises_spec_error(fuzz_dir: Path, tokens: list[str]) -> None:
     only_spec_errors("".join(tokens), fuzz_dir)
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(data=spec_like | nested)
 def test_fuzz_random_nested_data_only_raises_spec_error(fuzz_dir: Path, data: Any) -> None:

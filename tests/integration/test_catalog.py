@@ -34,8 +34,9 @@ from mlhub_sync.config.resolve import DatasetConfig, load_spec
 from mlhub_sync.errors import CatalogError, FatalLocalError
 from mlhub_sync.net.client import Http
 from mlhub_sync.stac.document import Document
-from mlhub_sync.state.db import DB_NAME, StateDB
+from mlhub_sync.state.db import StateDB
 from mlhub_sync.state.lock import LOCK_NAME
+from mlhub_sync.state.schema import DB_NAME
 from tests.support.mlhub_dataset import EPOCH, GeneratedDataset, build_tiny, md5_multihash
 from tests.support.sql import query
 

@@ -77,23 +77,6 @@ def test_disk_full_stops_the_run_early_and_damages_nothing(tmp_path: Path, small
             assert hashlib.md5(path.read_bytes()).hexdigest() == asset.md5
 
 
-def test_a_corrupted_state_db_is_set_aside_and_the_run_completes(
-    tmp_path: Path, hub: Any, cli: Any
-) -> None:
-    spec = hub.spec(tmp_path / "spec.yaml")
-    assert cli("apply", spec, "-q").code == 0
-    db = tmp_path / "out/tiny/mlhub_stac_assets.db"
-    for suffix in ("-wal", "-shm"):
-        Path(f"{db}{suffix}").unlink(missing_ok=True)
-    db.write_bytes(b"garbage, not SQLite" * 500)
-    hub.server.clear_log()
-    result = cli("apply", spec)
-    assert result.code == 0, result.stderr
-    assert "unreadable" in result.stderr and "moved it to" in result.stderr
-    assert hub.server.count("/blobs/tiny/", method="GET") == 0  # intact files adopted
-    assert list(db.parent.glob("mlhub_stac_assets.db.corrupt-*"))
-
-
 def test_a_state_db_locked_by_another_process_exits_3(tmp_path: Path, hub: Any, cli: Any) -> None:
     import sqlite3  # noqa: PLC0415
 

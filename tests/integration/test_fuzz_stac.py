@@ -375,7 +375,7 @@ def assert_safe_relpath(path: str) -> None:
 def fresh_db() -> Iterator[StateDB]:
     """A new state db in its own temporary folder (catalog warnings muted meanwhile: hostile
     names make them huge, and they would bury a failure report)."""
-    catalog_log = logging.getLogger("mlhub_sync.catalog")
+    catalog_log = logging.getLogger("mlhub_sync.catalog.index")  # the indexer's own logger
     was_disabled = catalog_log.disabled
     catalog_log.disabled = True
     try:
@@ -426,6 +426,7 @@ def indexed_paths(db: StateDB) -> list[str]:
 # ------------------------------------------------------------------------------ tests
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(
     docs=st.lists(
@@ -452,6 +453,7 @@ def test_indexer_survives_hostile_documents_and_keeps_paths_inside(
         )
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(document=item_documents(), encoding=st.sampled_from(ENCODINGS))
 def test_hostile_items_are_indexed_or_counted_invalid(
@@ -576,6 +578,7 @@ def test_indexer_survives_nesting_at_every_depth_up_to_the_recursion_limit() -> 
             assert_safe_relpath(path)
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(
     href=hostile_hrefs(),
@@ -603,6 +606,7 @@ def test_normalize_href_returns_a_fetchable_url_or_raises_value_error(
         assert host, f"{url!r} names no host: not fetchable, yet not refused"
 
 
+@pytest.mark.fuzz
 @FUZZ
 @given(
     collection_id=hostile_strings(),

@@ -1,4 +1,4 @@
-"""End-to-end `apply`: the reconcile guarantees, checked against the real CLI and the request
+"""`apply`: the reconcile guarantees, checked through the CLI (in-process) against the request
 log of the real local server."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from mlhub_sync.state.lock import DatasetLock
 from tests.conftest import API_KEY, Hub, Result
 from tests.support.server import Fault, RequestRecord
 
-GOLDEN = Path(__file__).parent / "golden"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
 
 def out_dir(tmp_path: Path, hub: Hub) -> Path:

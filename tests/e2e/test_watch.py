@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import API_KEY, Hub
+from tests.conftest import API_KEY, Hub, run_cli
 
 
 def eventually(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
@@ -125,16 +125,8 @@ def test_sigint_during_a_stalled_transfer_exits_0_and_keeps_state(tmp_path: Path
         proc.send_signal(signal.SIGINT)
         code = proc.wait(timeout=60)
     assert code == 0
-    result = subprocess.run(
-        [sys.executable, "-m", "mlhub_sync", "apply", str(spec)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_cli("apply", spec, cwd=tmp_path, env=env)  # the next run needs no process
+    assert result.code == 0, result.stderr
     assert tree_ok(tmp_path / "out/tiny", hub)
 
 

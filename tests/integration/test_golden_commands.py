@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.conftest import Hub
 
-GOLDEN = Path(__file__).parent / "golden" / "commands"
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "commands"
 
 
 def normalise(text: str, tmp_path: Path, hub: Hub) -> str:

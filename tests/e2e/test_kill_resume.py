@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.conftest import run_cli
 from tests.support.mlhub_dataset import build_many, serve_mlhub
 from tests.support.server import Fault, TestServer
 
@@ -37,17 +38,9 @@ def _spec(path: Path, root_url: str) -> Path:
 
 
 def _apply_again(spec: Path, cwd: Path, env: dict[str, str]) -> None:
-    """The next, normal run: it must complete."""
-    rerun = subprocess.run(
-        [sys.executable, "-m", "mlhub_sync", "apply", str(spec)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert rerun.returncode == 0, rerun.stderr
+    """The next, normal run: it must complete (it needs no process of its own: in-process)."""
+    rerun = run_cli("apply", spec, cwd=cwd, env=env)
+    assert rerun.code == 0, rerun.stderr
 
 
 def _wait_for(condition: object, deadline: float) -> None:

@@ -9,9 +9,9 @@ Three datasets (two assets per item) cover the three kinds of evidence a client 
 
 Every ``/blobs/`` request is faulted with probability ``fault_rate`` (every fault kind the
 test server knows). The catalog archives are served from ``/catalogs/``, outside the random
-faults: a damaged archive fails the whole dataset (see the archive tests at the end, which
-fail today), and the soak is about asset transfers. Invariants, asserted after every kill
-and at the end:
+faults: a damaged archive fails the whole dataset (see the archive tests in
+tests/integration/test_chaos.py), and the soak is about asset transfers. Invariants, asserted
+after every kill and at the end:
 
 - no file under a final name is damaged (content for assets with a checksum or server MD5,
   size for size-only assets), and the dataset folder holds nothing but assets, catalog
@@ -55,7 +55,7 @@ import pytest
 import yaml
 
 from tests.support.mlhub_dataset import GeneratedDataset, build_many, serve_mlhub
-from tests.support.server import FAULT_KINDS, Fault, TestServer
+from tests.support.server import FAULT_KINDS, TestServer
 
 CHAOS_KINDS: Final = (
     "status",
@@ -94,7 +94,7 @@ class SoakScale:
     fault_rate: float
 
 
-NORMAL = SoakScale(items=340, kills=5, rounds=2, fault_rate=0.2)
+NORMAL = SoakScale(items=60, kills=5, rounds=2, fault_rate=0.2)
 SOAK = SoakScale(items=1500, kills=12, rounds=4, fault_rate=0.25)
 
 SIZE_ONLY, CHECKSUM, SERVER_MD5 = "size only", "file:checksum", "server md5"
@@ -484,94 +484,3 @@ def test_chaos_soak_kills_and_faults_never_leave_damage_and_a_clean_run_repairs(
 
 def test_chaos_uses_every_fault_kind_the_server_knows() -> None:
     assert set(CHAOS_KINDS) == FAULT_KINDS
-
-
-# ------------------------------------------------------------------------------ findings
-#
-# Focused, deterministic reproductions of what the soak found. They describe the behaviour a
-# correct client has; they fail until mlhub_sync is fixed.
-
-
-@contextmanager
-def small_dataset(
-    folder: Path, items: int, workers: int = 4
-) -> Iterator[tuple[TestServer, GeneratedDataset, Chaos]]:
-    """A small ``many`` dataset behind the MLHub API (S3-style MD5 ETags, no other MD5
-    header), the archive at its usual ``/blobs/`` URL."""
-    with TestServer(folder / "served", etag_style="md5") as server:
-        data = build_many(folder / "served", server.url, "many", items=items, size=4096)
-        root = serve_mlhub(server, data)
-        spec = folder / "spec.yaml"
-        defaults = {**SPEC_DEFAULTS, "workers": workers, "timeout": {"connect": 5, "read": 5}}
-        spec.write_text(
-            yaml.safe_dump(
-                {
-                    "version": 1,
-                    "defaults": {**defaults, "source": {"type": "mlhub", "root_url": root}},
-                    "datasets": [{"id": "many"}],
-                }
-            )
-        )
-        (folder / "logs").mkdir()
-        chaos = Chaos(
-            folder,
-            [server],
-            [ChaosDataset(data, SERVER_MD5)],
-            spec,
-            _isolated_env(folder),
-            folder / "logs" / "runs.log",
-        )
-        yield server, data, chaos
-
-
-def _archive_path(data: GeneratedDataset) -> str:
-    return f"/blobs/archives/{data.dataset_id}.tar.gz"
-
-
-@pytest.mark.parametrize("kind", ["corrupt", "gzip", "html"])
-def test_a_catalog_archive_damaged_once_in_transit_is_fetched_again(
-    tmp_path: Path, kind: str
-) -> None:
-    """One bad answer for the archive (a flipped byte, an unrequested gzip encoding, an HTML
-    page with 200) is a transient fault like any other: retried, not the end of the dataset."""
-    with small_dataset(tmp_path, items=3) as (server, data, chaos):
-        server.add_fault(_archive_path(data), Fault(kind))
-        code = chaos.run("apply", "-q")
-        assert code == 0, chaos.tail_of_log()
-        for asset in data.assets:
-            assert md5_of(chaos.dataset_dir(chaos.datasets[0]) / asset.expected_path) == asset.md5
-
-
-def test_a_damaged_answer_to_the_catalog_refetch_does_not_fail_a_synced_dataset(
-    tmp_path: Path,
-) -> None:
-    """After a good sync, an HTML page answering the conditional GET of the archive is retried
-    (the previous catalog stays valid meanwhile); the run does not fail."""
-    with small_dataset(tmp_path, items=3) as (server, data, chaos):
-        assert chaos.run("apply", "-q") == 0, chaos.tail_of_log()
-        server.add_fault(_archive_path(data), Fault("html"))
-        code = chaos.run("apply", "-q")
-        assert code == 0, chaos.tail_of_log()
-
-
-def test_one_asset_corrupted_twice_does_not_turn_off_md5_checks_for_other_assets(
-    tmp_path: Path,
-) -> None:
-    """Two identical damaged bodies for one asset make the transferer decide that the host's
-    MD5-looking ETags are not MD5s; it must not then accept a damaged body of *another* asset
-    (one worker, so both assets go through the same transferer)."""
-    with small_dataset(tmp_path, items=2, workers=1) as (server, data, chaos):
-        first, *_, last = sorted(data.assets, key=lambda asset: asset.blob)
-        server.add_fault(f"/blobs/{first.blob}", Fault("corrupt"), Fault("corrupt"))
-        server.add_fault(f"/blobs/{last.blob}", Fault("corrupt"))
-        code = chaos.run("apply", "-q")
-        assert code in (0, 1), chaos.tail_of_log()
-        base = chaos.dataset_dir(chaos.datasets[0])
-        records = file_records(base)
-        # The asset damaged twice may be kept on size alone (as for an encrypted upload whose
-        # ETag is not its MD5), reported, or right; it is honestly recorded either way.
-        first_path = base / first.expected_path
-        if first_path.exists() and md5_of(first_path) != first.md5:
-            assert records[first.expected_path][2] == "size"
-        # The asset damaged once, then served right, must end right.
-        assert md5_of(base / last.expected_path) == last.md5, records[last.expected_path]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "mlhub_sync"
+PACKAGE = Path(__file__).resolve().parents[2] / "mlhub_sync"
 
 # A stage (a subpackage, or a top-level module) and the stages it may import. The order is the
 # pipeline's: a stage never imports one that comes after it.

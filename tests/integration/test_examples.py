@@ -1,0 +1,33 @@
+"""The example specs work as documented (on a copy of examples/, so nothing is written into
+the repository; the README's quickstart as real processes is tests/e2e/test_examples.py)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    target = tmp_path / "examples"
+    shutil.copytree(REPO / "examples/configs", target / "configs")
+    shutil.copytree(REPO / "examples/data/quickstart", target / "data/quickstart")
+    return target
+
+
+def test_the_committed_team_lock_matches_its_spec(examples: Path) -> None:
+    result = run_cli("apply", examples / "configs/team.yaml", "--locked", cwd=examples)
+    assert result.code == 0, result.stderr
+    assert "15 downloaded" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["filters.yaml", "stac.yaml"])
+def test_offline_examples_apply(examples: Path, name: str) -> None:
+    result = run_cli("apply", examples / "configs" / name, cwd=examples)
+    assert result.code == 0, result.stderr
