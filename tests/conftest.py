@@ -212,7 +212,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     """``-n auto``: one worker more than there are cores. Many tests spend seconds waiting on
     purpose (stalled transfers running into their timeouts, a locked db's busy timeout,
     watch's debounce, a stalled request to kill a run at); the extra worker uses a core
-    meanwhile (on 2 cores: 76-81 s with 3 workers, 89-99 s with 2, measured back to back).
+    meanwhile (on 2 cores, with --dist worksteal: 69 s with 3 workers, 82 s with 2).
     ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return None  # pytest-xdist's own hook reads it
