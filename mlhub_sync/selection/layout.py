@@ -117,7 +117,15 @@ def _url_path(href: str) -> str:
     """The unquoted path of a URL, as ``urlsplit`` gives it (fast for ``scheme://host/...``)."""
     marker = href.find("://")
     rest = href[marker + 3 :]
-    if 0 < marker <= 10 and href[:marker].isalnum() and "[" not in rest:
+    scheme = href[:marker]
+    # a scheme as urlsplit reads one: ASCII, a letter first ("0://x" is a path to urlsplit)
+    if (
+        0 < marker <= 10
+        and scheme.isascii()
+        and scheme.isalnum()
+        and scheme[0].isalpha()
+        and "[" not in rest
+    ):
         cut = min(
             (i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0),
             default=len(rest),
