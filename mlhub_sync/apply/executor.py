@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mlhub_sync.apply.jobs import (
     WORKER_DONE,
@@ -67,7 +67,6 @@ class ApplyStats:
     seconds: float = 0.0
     fatal: FatalLocalError | None = None
     interrupted: bool = False
-    outcomes: dict[str, int] = field(default_factory=dict)
 
     @property
     def done(self) -> int:
