@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -243,3 +244,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="run the chaos soak at full size: more assets, more kills, several seeded rounds",
     )
+
+
+@pytest.fixture
+def examples(tmp_path: Path) -> Path:
+    """A copy of the repository's examples (configs and the bundled quickstart data)."""
+    repo = Path(__file__).resolve().parents[1]
+    target = tmp_path / "examples"
+    shutil.copytree(repo / "examples/configs", target / "configs")
+    shutil.copytree(repo / "examples/data/quickstart", target / "data/quickstart")
+    return target

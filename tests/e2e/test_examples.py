@@ -5,22 +5,9 @@ again as real processes (on a copy of examples/, so nothing is written into the 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import run_cli_process
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def examples(tmp_path: Path) -> Path:
-    target = tmp_path / "examples"
-    shutil.copytree(REPO / "examples/configs", target / "configs")
-    shutil.copytree(REPO / "examples/data/quickstart", target / "data/quickstart")
-    return target
 
 
 def test_quickstart_plan_apply_status_as_in_the_readme(examples: Path) -> None:

@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from tests.support.mlhub_dataset import write_archive
+from tests.support.mounts import tmpfs
 
 NOBODY = 65534
 CATALOG = b'{"type": "Catalog", "stac_version": "1.0.0", "id": "x", "links": []}'
@@ -155,13 +156,8 @@ def test_hostile_archive_is_refused_and_the_previous_catalog_stays(
 
 @pytest.fixture
 def read_only_output(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "ro"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "ro") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def test_a_read_only_output_stops_with_a_clear_message(

@@ -18,18 +18,14 @@ import pytest
 import yaml
 
 from tests.support.mlhub_dataset import build_many, serve_mlhub
+from tests.support.mounts import tmpfs
 from tests.support.server import TestServer
 
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / "small") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def test_disk_full_stops_the_run_early_and_damages_nothing(tmp_path: Path, small_fs: Path) -> None:

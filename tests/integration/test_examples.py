@@ -3,22 +3,11 @@ the repository; the README's quickstart as real processes is tests/e2e/test_exam
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_cli
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def examples(tmp_path: Path) -> Path:
-    target = tmp_path / "examples"
-    shutil.copytree(REPO / "examples/configs", target / "configs")
-    shutil.copytree(REPO / "examples/data/quickstart", target / "data/quickstart")
-    return target
 
 
 def test_the_committed_team_lock_matches_its_spec(examples: Path) -> None:
