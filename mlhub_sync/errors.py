@@ -8,6 +8,7 @@ raises them; only the CLI prints them, and it maps each branch to an exit code:
 branch                exit   when
 ====================  =====  =============================================================
 SpecError             64     the spec (or a command line) is invalid
+FilterMatchesNothing  64     a ``collection_filter`` names nothing the catalog has
 StateError            3      the state db is locked, corrupt or from a newer version
 CatalogError          1      the catalog could not be fetched, verified or indexed
 TransferError         1      one asset could not be transferred (``retryable`` says if a
@@ -89,6 +90,13 @@ class SpecError(MlhubSyncError):
 
 class UsageError(MlhubSyncError):
     """The command line or an API call was used wrongly."""
+
+    exit_code: int = ExitCode.USAGE
+
+
+class FilterMatchesNothingError(MlhubSyncError):
+    """No entry of a dataset's ``collection_filter`` matches an asset of its catalog: the
+    spec is wrong for this catalog (a misspelt id or key), found only once it is indexed."""
 
     exit_code: int = ExitCode.USAGE
 

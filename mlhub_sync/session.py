@@ -19,13 +19,19 @@ from mlhub_sync.apply.prune import prune_files, prune_refusal
 from mlhub_sync.apply.report import ErrorReport
 from mlhub_sync.catalog.refresh import CatalogStatus, refresh_catalog
 from mlhub_sync.config.resolve import DatasetConfig
-from mlhub_sync.errors import LockDriftError, PruneRefusedError, TransferError
+from mlhub_sync.errors import (
+    FilterMatchesNothingError,
+    LockDriftError,
+    PruneRefusedError,
+    TransferError,
+)
 from mlhub_sync.lockcheck import check_lock
 from mlhub_sync.lockfile import Drift, Key, LockFile
 from mlhub_sync.net.client import Http
 from mlhub_sync.plan.build import Plan, build_plan
 from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.desired import SelectionSummary, select_assets
+from mlhub_sync.selection.misses import filter_misses, listing
 from mlhub_sync.state.db import DB_NAME, StateDB, state_error
 from mlhub_sync.state.lock import DatasetLock
 
@@ -124,10 +130,28 @@ class DatasetRun:
         catalog = refresh_catalog(self.config, self.db, self.http, self.environ, self.reporter)
         result = DatasetPlan(self.config, catalog)
         if not self.config.catalog_only:
+            self._check_collection_filter()
             result.selection = select_assets(
                 self.db, self.config.filters, self.config.common_asset_keys
             )
         return result
+
+    def _check_collection_filter(self) -> None:
+        """Warn about each filter entry the catalog lacks; stop when none matches."""
+        wanted = self.config.filters.collections
+        if not wanted:
+            return
+        catalog = self.db.index.keys_by_collection()
+        found = filter_misses(wanted, catalog)
+        if found.matches_nothing:
+            raise FilterMatchesNothingError(
+                "collection_filter matches no asset of the catalog: "
+                + "; ".join(miss.describe() for miss in found.misses),
+                subject=f"dataset {self.config.id}",
+                hint=f"use the catalog's ids and keys ({listing(catalog)})",
+            )
+        for miss in found.misses:
+            log.warning("%s: collection_filter: %s", self.config.id, miss.describe())
 
     def plan(
         self, if_exists: str = "resume", lock: tuple[LockFile, Key] | None = None

@@ -126,8 +126,9 @@ class DatasetSettings(StrictModel):
     retry: RetrySettings | None = None
     timeout: Timeouts | None = None
     archive_limits: ArchiveLimits | None = None
-    collection_filter: dict[str, list[str]] | None = Field(
-        None, description="{collection_id: [asset_key, ...]}; [] keeps every key"
+    collection_filter: dict[str, list[str] | None] | None = Field(
+        None,
+        description="{collection_id: [asset_key, ...]}; [] or no value keeps every key",
     )
     datetime: DatetimeFilter | None = Field(
         None, description="{start, end} (inclusive), 'start/end', or one day: 2019-04-01"
@@ -189,7 +190,7 @@ class DatasetEntry(DatasetSettings):
 class SyncSpec(StrictModel):
     """The whole spec file."""
 
-    version: Literal[1] = Field(description="spec format version; 1")
+    version: Literal[1] = Field(1, description="spec format version; 1 (the default)")
     defaults: Defaults = Defaults()
     datasets: Annotated[list[DatasetEntry], Field(min_length=1)]
 

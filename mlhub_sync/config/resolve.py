@@ -138,7 +138,7 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
     filters = FilterSet(
         collections=None
         if collection_filter is None
-        else {cid: frozenset(keys) for cid, keys in collection_filter.items()},
+        else {cid: frozenset(keys or ()) for cid, keys in collection_filter.items()},
         time=window,
         bbox=tuple(spatial.bbox) if spatial.bbox is not None else None,  # type: ignore[arg-type]
         intersects=spatial.intersects,  # type: ignore[arg-type]

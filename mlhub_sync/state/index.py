@@ -64,6 +64,17 @@ class IndexTables:
             "FROM items ORDER BY item_pk"
         )
 
+    def keys_by_collection(self) -> dict[str, set[str]]:
+        """Every collection id that has assets, with the asset keys found in it."""
+        found: dict[str, set[str]] = {}
+        for collection, key in self._conn.execute(
+            "SELECT DISTINCT collection_id, asset_key FROM assets"
+        ):
+            found.setdefault(collection, set()).add(key)
+        for (collection,) in self._conn.execute("SELECT DISTINCT collection_id FROM items"):
+            found.setdefault(collection, set())  # a collection whose items have no assets
+        return found
+
     def rejected(self) -> Iterator[RejectedRow]:
         """The assets the index refused, by collection, item and key."""
         yield from self._conn.cursor().execute(

@@ -472,17 +472,18 @@ def test_empty_dataset_list_is_rejected(tmp_path: Path) -> None:
     assert_issue(err, tmp_path / "spec.yaml", 2, "datasets", "at least one dataset")
 
 
-def test_missing_datasets_and_version_are_named(tmp_path: Path) -> None:
+def test_missing_datasets_are_named_and_version_is_not_required(tmp_path: Path) -> None:
     err = spec_error(tmp_path, "defaults: {workers: 2}\n")
     fields = {issue.field: (issue.location, issue.message) for issue in err.issues}
-    where = f"{tmp_path / 'spec.yaml'}:1"
-    assert fields == {
-        "datasets": (where, "this field is required"),
-        "version": (where, "this field is required"),
-    }
+    assert fields == {"datasets": (f"{tmp_path / 'spec.yaml'}:1", "this field is required")}
 
 
-@pytest.mark.parametrize("version", ["2", "true", "1.0", "'1'"])
+def test_a_spec_without_version_is_the_current_format(tmp_path: Path) -> None:
+    spec = load(tmp_path, "datasets: [{id: a}]\n")
+    assert [d.id for d in spec.datasets] == ["a"]
+
+
+@pytest.mark.parametrize("version", ["2", "0", "true", "1.0", "'1'", "null"])
 def test_version_must_be_the_integer_1(tmp_path: Path, version: str) -> None:
     body = f"""
         version: {version}
@@ -1168,6 +1169,21 @@ def test_collection_filter_empty_list_keeps_every_key(tmp_path: Path) -> None:
     assert not filters.admits_asset("s2_source", "B08")
     assert filters.admits_asset("s2_labels", "anything")
     assert not filters.admits_collection("other")
+
+
+@pytest.mark.parametrize("no_keys", ["", "null", "~", "[]"])
+def test_collection_filter_without_keys_keeps_every_key(tmp_path: Path, no_keys: str) -> None:
+    body = f"""
+        version: 1
+        datasets:
+          - id: a
+            collection_filter:
+              s2_source: [B02]
+              s2_labels: {no_keys}
+        """
+    filters = only_dataset(load(tmp_path, body)).filters
+    assert filters.admits_asset("s2_labels", "anything")
+    assert not filters.admits_asset("s2_source", "B08")
 
 
 DESIGN_EXAMPLE = """
