@@ -7,8 +7,10 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
+
+from mlhub_sync.net.redact import param_name, query_params
 
 # Query parameters that rotate with every signed URL and say nothing about the object.
 _SIGNATURE_PARAMS = frozenset(
@@ -28,8 +30,9 @@ def href_identity(href: str) -> str:
         return href
     kept = [
         (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in _SIGNATURE_PARAMS and not k.lower().startswith(("x-amz-", "x-goog-"))
+        for k, v in query_params(parts.query)
+        if (name := param_name(k)) not in _SIGNATURE_PARAMS
+        and not name.startswith(("x-amz-", "x-goog-"))
     ]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
 
