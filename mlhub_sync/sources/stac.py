@@ -25,7 +25,7 @@ from mlhub_sync.errors import CatalogError
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.progress import NULL_REPORTER, Reporter
-from mlhub_sync.selection.layout import safe_component
+from mlhub_sync.selection.layout import collection_dir, safe_component
 from mlhub_sync.sources.base import CrawledCatalog, SourceContext
 from mlhub_sync.stac.document import Document, document_kind
 from mlhub_sync.stac.href import check_local_href, normalize_href
@@ -139,17 +139,18 @@ def _place(
 ) -> tuple[str, str | None]:
     """Where a document is staged, and the collection its children belong to."""
     doc_id = doc.get("id")
-    name = safe_component(doc_id if isinstance(doc_id, str) and doc_id else "_unnamed")
+    raw = doc_id if isinstance(doc_id, str) and doc_id else "_unnamed"
     kind = document_kind(doc)
     if is_root:
         return "catalog.json", parent_collection
-    if kind == "collection":
-        return f"{name}/collection.json", str(doc_id)
+    if kind == "collection":  # beside its assets, in the layout's collection folder
+        return f"{collection_dir(raw)}/collection.json", str(doc_id)
     if kind == "item":
         own = doc.get("collection")
         collection = own if isinstance(own, str) and own else parent_collection or "_default"
-        return f"{safe_component(collection)}/{name}/{name}.json", parent_collection
-    return f"{name}/catalog.json", parent_collection
+        name = safe_component(raw)
+        return f"{collection_dir(collection)}/{name}/{name}.json", parent_collection
+    return f"{collection_dir(raw)}/catalog.json", parent_collection
 
 
 def _stage(staging: Path, rel: str, data: bytes) -> bool:

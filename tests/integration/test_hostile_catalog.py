@@ -115,3 +115,25 @@ def test_ids_reach_neither_the_terminal_raw_nor_a_spreadsheet_as_a_formula(
     assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
     assert "'=cmd|' /C calc'!A0" in cells and "'@SUM(1)" in cells and "'-1+1" in cells
     assert not [c for c in cells if "\x1b" in c or "\n" in c]
+
+
+def test_a_collection_named_like_the_staging_folder_keeps_its_assets_across_reindex(
+    tmp_path: Path, cli: Any
+) -> None:
+    for name in ("a.bin", "b.bin"):
+        blob = tmp_path / "served/blobs" / name
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(b"asset bytes")
+    with TestServer(tmp_path / "served") as server:
+        members = [item("i", ".mlhub-staging-x", {"data": f"{server.url}/blobs/a.bin"})]
+        spec = archive_spec(tmp_path, members)
+        assert cli("apply", spec).code == 0
+        [saved] = (tmp_path / "out/x").rglob("data.bin")
+        # a new version of the catalog: re-indexed, staged, installed
+        archive_spec(tmp_path, [*members, item("j", "other", {"d": f"{server.url}/blobs/b.bin"})])
+        server.clear_log()
+        result = cli("apply", spec)
+        assert result.code == 0, result.stderr
+        assert server.count("/blobs/a.bin", method="GET") == 0  # still there: not fetched again
+    assert saved.read_bytes() == b"asset bytes"
+    assert saved.relative_to(tmp_path / "out/x").as_posix() == "_.mlhub-staging-x/i/data.bin"
