@@ -87,15 +87,16 @@ def crawl(
 
     A linked document that cannot be fetched fails the crawl (a transient outage must not
     shrink the index, or prune would delete good files); one that is not valid JSON is skipped
-    and noted in ``invalid``.
+    and noted in ``invalid``. So does a catalog beyond ``source.max_documents`` documents or
+    ``source.max_depth`` links from the root (links that never end): the limit is named.
     """
     start = root_url(source)
     root = local_root(source)
-    queue: deque[tuple[str, str | None]] = deque([(start, None)])
+    queue: deque[tuple[str, str | None, int]] = deque([(start, None, 0)])
     seen = {start}
     with reporter.stage("crawl STAC catalog", unit="docs") as stage:
         while queue:
-            url, parent_collection = queue.popleft()
+            url, parent_collection, depth = queue.popleft()
             data = _read(url, http)
             try:
                 doc = json.loads(data)
@@ -130,8 +131,29 @@ def crawl(
                     log.warning("%s: ignoring link %r: %s", redact_url(url), href[:200], exc)
                     continue
                 if target not in seen:
+                    _check_limits(source, url, target, depth + 1, len(seen))
                     seen.add(target)
-                    queue.append((target, collection))
+                    queue.append((target, collection, depth + 1))
+
+
+def _check_limits(source: StacSource, url: str, target: str, depth: int, documents: int) -> None:
+    """Refuse to follow a link beyond the crawl's limits (the previous index stays)."""
+    if depth > source.max_depth:
+        raise CatalogError(
+            f"the STAC catalog goes deeper than source.max_depth ({source.max_depth} links "
+            f"from the root): {redact_url(url)} links to {redact_url(target)}",
+            subject=redact_url(root_url(source)),
+            hint="links that never end (a server making up children?); if the catalog is "
+            "really this deep, raise source.max_depth",
+        )
+    if documents >= source.max_documents:
+        raise CatalogError(
+            f"the STAC catalog has more than source.max_documents ({source.max_documents}) "
+            f"documents: {redact_url(url)} links to one more",
+            subject=redact_url(root_url(source)),
+            hint="links that never end (a server making up children?); if the catalog is "
+            "really this large, raise source.max_documents",
+        )
 
 
 def _place(
