@@ -31,6 +31,18 @@ from mlhub_sync.state.db import StateDB
 log = logging.getLogger(__name__)
 
 
+CATALOG_FILES_SINCE = "catalog_files_since_ns"
+"""Meta key: when the catalog was first unpacked into the asset folder (the ctime of its
+staging folder, on the file system's own clock). An untracked file at an asset path that
+appeared since may be a member of the catalog, not the host's bytes (``plan.adopt``)."""
+
+
+def catalog_files_since(db: StateDB) -> int | None:
+    """The :data:`CATALOG_FILES_SINCE` of ``db``, or ``None``."""
+    value = db.get_meta(CATALOG_FILES_SINCE)
+    return int(value) if value else None
+
+
 @dataclass(frozen=True)
 class CatalogStatus:
     """The index after resolving: whether it was rebuilt, and its size."""
@@ -149,6 +161,9 @@ def _reindex(
     dataset_dir = config.dataset_dir
     staging = staging_dir(dataset_dir)
     share_tree = config.asset_dir == dataset_dir
+    since = db.get_meta(CATALOG_FILES_SINCE) or (
+        str(staging.stat().st_ctime_ns) if share_tree else None
+    )  # the earliest unpack: a member of an older catalog may still lie at an asset path
     try:
         with db.transaction():
             db.index.clear()
@@ -175,6 +190,7 @@ def _reindex(
                     **meta,
                     "root_catalog": "catalog.json" if has_root_catalog else None,
                     "invalid_documents": str(indexer.invalid_documents),
+                    CATALOG_FILES_SINCE: since,
                 }
             )
     finally:

@@ -137,3 +137,24 @@ def test_a_collection_named_like_the_staging_folder_keeps_its_assets_across_rein
         assert server.count("/blobs/a.bin", method="GET") == 0  # still there: not fetched again
     assert saved.read_bytes() == b"asset bytes"
     assert saved.relative_to(tmp_path / "out/x").as_posix() == "_.mlhub-staging-x/i/data.bin"
+
+
+def test_an_archive_member_at_an_asset_path_is_not_adopted_by_size(
+    tmp_path: Path, cli: Any
+) -> None:
+    real, planted = b"the host's real bytes", b"the archive's planted"
+    assert len(real) == len(planted)
+    blob = tmp_path / "served/blobs/data.bin"
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(real)
+    with TestServer(tmp_path / "served", etag_style="opaque") as server:  # no MD5 anywhere
+        members = [
+            item("i", "c", {"data": f"{server.url}/blobs/data.bin"}),
+            ("c/i/data.bin", planted),  # a member exactly at the asset's path
+        ]
+        spec = archive_spec(tmp_path, members)
+        result = cli("apply", spec)
+        assert result.code == 0, result.stderr
+        assert server.count("/blobs/data.bin", method="GET") == 1  # replaced, not adopted
+    assert (tmp_path / "out/x/c/i/data.bin").read_bytes() == real
+    assert "adopted" not in result.stdout
