@@ -3,8 +3,9 @@
 Each document fetched is staged at its place in the standard layout (``catalog.json``,
 ``{collection}/collection.json``, ``{collection}/{item}/{item}.json``) and handed to the
 indexer with its own URL, so relative asset hrefs resolve where the catalog really lives.
-A local catalog may have ``file:`` hrefs; a remote one may not (it could make us read local
-files). The crawl runs on every plan: a static catalog has no single validator to ask.
+A local catalog may have ``file:`` hrefs (to files in the spec's ``allow_local`` folders); a
+remote one may not (it could make us read local files). The crawl runs on every plan: a static
+catalog has no single validator to ask.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.layout import collection_dir, safe_component
 from mlhub_sync.sources.base import CrawledCatalog, SourceContext
 from mlhub_sync.stac.document import Document, document_kind
-from mlhub_sync.stac.href import check_local_href, normalize_href
+from mlhub_sync.stac.href import LocalHrefs, check_local_href, normalize_href
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ def _read(url: str, http: Http) -> bytes:
 
 
 def local_root(source: StacSource) -> Path | None:
-    """The folder a local catalog's ``file:`` links and hrefs must stay inside."""
+    """A local catalog's folder: its ``file:`` links stay inside it, and so do its relative
+    asset hrefs (other local files need the spec's ``allow_local``)."""
     return Path(source.path).resolve().parent if source.path is not None else None
 
 
@@ -92,6 +94,8 @@ def crawl(
     """
     start = root_url(source)
     root = local_root(source)
+    # The catalog's own documents: file: links only inside its folder (symlinks resolved).
+    documents_here = LocalHrefs.of([root], root) if root is not None else None
     queue: deque[tuple[str, str | None, int]] = deque([(start, None, 0)])
     seen = {start}
     with reporter.stage("crawl STAC catalog", unit="docs") as stage:
@@ -126,7 +130,7 @@ def crawl(
                     target = normalize_href(
                         href, url, allow_file=url.startswith("file:") and root is not None
                     )
-                    check_local_href(target, root)
+                    check_local_href(target, documents_here, href)
                 except ValueError as exc:
                     log.warning("%s: ignoring link %r: %s", redact_url(url), href[:200], exc)
                     continue
