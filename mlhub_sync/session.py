@@ -17,7 +17,7 @@ from types import TracebackType
 from mlhub_sync.apply.executor import ApplyStats, Executor, ExecutorSettings
 from mlhub_sync.apply.prune import prune_files, prune_refusal
 from mlhub_sync.apply.report import ErrorReport
-from mlhub_sync.catalog.refresh import CatalogStatus, refresh_catalog
+from mlhub_sync.catalog.refresh import CatalogStatus, catalog_files_since, refresh_catalog
 from mlhub_sync.config.resolve import DatasetConfig
 from mlhub_sync.errors import (
     FilterMatchesNothingError,
@@ -201,6 +201,7 @@ class DatasetRun:
             policy=cfg.retry,
             connect_timeout=cfg.timeout.connect,
             read_timeout=cfg.timeout.read,
+            catalog_since_ns=catalog_files_since(self.db),
         )
         executor = Executor(settings, self.db, report, stop=stop, reporter=self.reporter)
         plan = planned.plan

@@ -9,8 +9,8 @@ Writes ``examples/data/quickstart/``:
   an archive as if the archive were unpacked beside itself, so they point into ``assets/``;
 - ``assets/``: the files (tiny valid GeoTIFF-style TIFFs, GeoJSON labels, a shared README);
 - ``catalog.json`` and the collection folders: the same catalog unpacked (hrefs into
-  ``assets/``), for the ``stac`` source example. Local hrefs must stay inside the catalog's
-  own folder, which they do.
+  ``assets/``), for the ``stac`` source example. Local hrefs are copied only from the spec's
+  ``allow_local`` folders, so the example specs allow ``assets/``.
 
 Every asset carries ``file:size`` and an MD5 ``file:checksum``, so each download is verified.
 """

@@ -21,7 +21,7 @@ from mlhub_sync.errors import FatalLocalError, MlhubSyncError, TransferError
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.plan.adopt import Adopt, AskHost, Evidence, HashFile, Replace, adopt
 from mlhub_sync.plan.build import Step
-from mlhub_sync.plan.decide import Action
+from mlhub_sync.plan.decide import Action, Reason
 from mlhub_sync.stac.checksum import hash_file
 from mlhub_sync.state.db import FileRecord, PartialRecord
 from mlhub_sync.transfer.curl import Cancelled
@@ -139,8 +139,12 @@ class JobSteps:
         emit: Callable[[Event], None],
         stopped: Callable[[], bool],
         rand: Callable[[], float] = random.random,
+        catalog_since_ns: int | None = None,
     ):
         self.asset_dir, self.checksum_mode = asset_dir, checksum_mode
+        # An untracked file that appeared (ctime) since the catalog was first unpacked into
+        # the asset folder may be one of its members: adopted only on a checksum match.
+        self.catalog_since_ns = catalog_since_ns
         self.emit, self.stopped = emit, stopped
         self.transfers = Transfers(policy=policy, rand=rand, on_started=self.on_started)
 
@@ -225,7 +229,13 @@ class JobSteps:
             stat = os.stat(dest)
         except FileNotFoundError:
             return None
-        evidence = Evidence(stat.st_size)
+        since = self.catalog_since_ns
+        evidence = Evidence(
+            stat.st_size,
+            from_catalog=since is not None
+            and step.reason is Reason.UNTRACKED
+            and stat.st_ctime_ns >= since,
+        )
         while True:
             verdict = adopt(
                 d,

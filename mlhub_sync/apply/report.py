@@ -1,7 +1,8 @@
 """The error report: ``{dataset_dir}/mlhub_errors.csv``, one row per failed asset.
 
 Columns: dataset, collection, item, asset_key, url (secrets redacted), error (HTTP status or
-error class), message, attempts. Rows are streamed to a ``.part`` file as failures happen, so
+error class), message, attempts; a cell a spreadsheet would run as a formula starts with
+``'`` (``net.display.csv_cell``). Rows are streamed to a ``.part`` file as failures happen, so
 memory stays flat; the report replaces the previous one at the end of the run, and is removed
 when a run has no failures.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import IO
 
 from mlhub_sync.errors import FatalLocalError, MlhubSyncError, TransferError
+from mlhub_sync.net.display import csv_cell
 from mlhub_sync.net.redact import redact_url, scrub
 
 REPORT_NAME = "mlhub_errors.csv"
@@ -62,12 +64,12 @@ class ErrorReport:
         self._writer.writerow(
             {
                 "dataset": self.dataset_id,
-                "collection": collection,
-                "item": item or "",
-                "asset_key": asset_key,
-                "url": scrub(redact_url(url), self.secrets),
+                "collection": csv_cell(collection),
+                "item": csv_cell(item or ""),
+                "asset_key": csv_cell(asset_key),
+                "url": csv_cell(scrub(redact_url(url), self.secrets)),
                 "error": kind,
-                "message": scrub(message, self.secrets),
+                "message": csv_cell(scrub(message, self.secrets)),
                 "attempts": attempts,
             }
         )

@@ -38,6 +38,7 @@ class ExecutorSettings:
     policy: RetryPolicy
     connect_timeout: float
     read_timeout: float
+    catalog_since_ns: int | None = None  # see JobSteps: files that may be the catalog's
 
 
 class Runner(Protocol):
@@ -116,8 +117,9 @@ class CurlThreads:
         """Run jobs ``slots`` at a time on one multi handle until the end marker."""
         s = self.settings
         jobs = JobSteps(
-            s.asset_dir, s.checksum_mode, s.policy, emit, stop.is_set, random.Random().random
-        )
+            s.asset_dir, s.checksum_mode, s.policy, emit, stop.is_set, random.Random().random,
+            catalog_since_ns=s.catalog_since_ns,
+        )  # fmt: skip
         runner = CurlDriver(
             slots, stop=stop, connect_timeout=s.connect_timeout, read_timeout=s.read_timeout
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from pathlib import Path
 from typing import Any
 
 from mlhub_sync.selection.layout import CommonLayout, asset_relpath
@@ -18,6 +17,7 @@ from mlhub_sync.stac.document import (
     fallback_collection_id,
     parse_item,
 )
+from mlhub_sync.stac.href import LocalHrefs
 from mlhub_sync.state.db import StateDB
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,12 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 class Indexer:
     """Writes items, collection assets and rejected assets into the db in batches."""
 
-    def __init__(self, db: StateDB, *, allow_file_hrefs: bool, local_root: Path | None = None):
+    def __init__(self, db: StateDB, *, allow_file_hrefs: bool, local: LocalHrefs | None = None):
+        """``file:`` hrefs need ``allow_file_hrefs`` (a local catalog) and must reach only
+        what ``local`` allows (nothing, by default)."""
         self.db = db
         self.allow_file = allow_file_hrefs
-        self.local_root = local_root
+        self.local = local
         self.items = 0
         self.assets = 0
         self.rejected = 0
@@ -78,7 +80,7 @@ class Indexer:
                 doc.url,
                 fallback_collection_id(doc.name),
                 allow_file=self._allow_file(doc),
-                local_root=self.local_root,
+                local=self.local,
             )
         except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep geometry
             self.invalid_documents += 1
@@ -116,7 +118,7 @@ class Indexer:
             parsed.get("assets"),
             doc.url,
             allow_file=self._allow_file(doc),
-            local_root=self.local_root,
+            local=self.local,
         ):
             if isinstance(facts, AssetFacts):
                 self._queue_asset(None, collection_id, None, facts)

@@ -26,9 +26,26 @@ from mlhub_sync.sources.archive import archive_path
 from mlhub_sync.sources.base import CrawledCatalog, FetchedArchive, SourceContext
 from mlhub_sync.sources.registry import source_for
 from mlhub_sync.stac.document import Document
+from mlhub_sync.stac.href import LocalHrefs
 from mlhub_sync.state.db import StateDB
 
 log = logging.getLogger(__name__)
+
+
+CATALOG_FILES_SINCE = "catalog_files_since_ns"
+"""Meta key: when the catalog was first unpacked into the asset folder (the ctime of its
+staging folder, on the file system's own clock). An untracked file at an asset path that
+appeared since may be a member of the catalog, not the host's bytes (``plan.adopt``)."""
+
+
+LOCAL_HREFS = "local_hrefs"
+"""Meta key: the :class:`LocalHrefs` (allow_local) an archive's index was built under."""
+
+
+def catalog_files_since(db: StateDB) -> int | None:
+    """The :data:`CATALOG_FILES_SINCE` of ``db``, or ``None``."""
+    value = db.get_meta(CATALOG_FILES_SINCE)
+    return int(value) if value else None
 
 
 @dataclass(frozen=True)
@@ -69,7 +86,7 @@ def refresh_catalog(
                     db,
                     snapshot.documents,
                     allow_file_hrefs=snapshot.allow_file_hrefs,
-                    local_root=snapshot.local_root,
+                    local=LocalHrefs.of(config.allow_local, snapshot.local_root),
                     meta={"indexed_digest": None},
                     crawl_invalid=snapshot.invalid,
                 )
@@ -99,10 +116,13 @@ def _refresh_archive(
 ) -> CatalogStatus:
     dataset_dir = config.dataset_dir
     root_catalog = db.get_meta("root_catalog")
+    local = LocalHrefs.of(config.allow_local, fetched.local_root)
     up_to_date = (
         db.get_meta("indexed_digest") == fetched.sha256
         and db.count("items") + db.count("assets") > 0
         and (root_catalog is None or (dataset_dir / root_catalog).exists())
+        # the file: hrefs it accepted were judged under this spec's allow_local
+        and (not fetched.allow_file_hrefs or db.get_meta(LOCAL_HREFS) == local.key)
     )
     if up_to_date:
         if fetched.pending:  # same bytes fetched again (e.g. no validators): keep the new copy
@@ -125,8 +145,8 @@ def _refresh_archive(
                 fetched.path, staging, fetched.base_url, limits, reporter
             ),
             allow_file_hrefs=fetched.allow_file_hrefs,
-            local_root=fetched.local_root,
-            meta={**fetched.meta, "indexed_digest": fetched.sha256},
+            local=local,
+            meta={**fetched.meta, "indexed_digest": fetched.sha256, LOCAL_HREFS: local.key},
             install_archive=fetched.path if fetched.pending else None,
         )
     finally:
@@ -142,17 +162,20 @@ def _reindex(
     *,
     allow_file_hrefs: bool,
     meta: dict[str, str | None],
-    local_root: Path | None = None,
+    local: LocalHrefs | None = None,
     install_archive: Path | None = None,
     crawl_invalid: list[str] | None = None,
 ) -> CatalogStatus:
     dataset_dir = config.dataset_dir
     staging = staging_dir(dataset_dir)
     share_tree = config.asset_dir == dataset_dir
+    since = db.get_meta(CATALOG_FILES_SINCE) or (
+        str(staging.stat().st_ctime_ns) if share_tree else None
+    )  # the earliest unpack: a member of an older catalog may still lie at an asset path
     try:
         with db.transaction():
             db.index.clear()
-            indexer = Indexer(db, allow_file_hrefs=allow_file_hrefs, local_root=local_root)
+            indexer = Indexer(db, allow_file_hrefs=allow_file_hrefs, local=local)
             for doc in documents(staging):
                 indexer.add(doc)
             indexer.flush()
@@ -175,6 +198,7 @@ def _reindex(
                     **meta,
                     "root_catalog": "catalog.json" if has_root_catalog else None,
                     "invalid_documents": str(indexer.invalid_documents),
+                    CATALOG_FILES_SINCE: since,
                 }
             )
     finally:

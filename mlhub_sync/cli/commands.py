@@ -31,6 +31,7 @@ from mlhub_sync.cli.render import (
     verify_json,
     verify_text,
 )
+from mlhub_sync.cli.terminal import EscapeArguments, TerminalFormatter
 from mlhub_sync.config.credentials import resolve_api_key
 from mlhub_sync.config.models import json_schema
 from mlhub_sync.config.resolve import DatasetConfig, LoadedSpec, load_spec
@@ -43,6 +44,7 @@ from mlhub_sync.errors import (
 from mlhub_sync.lockcheck import lock_assets, lock_header
 from mlhub_sync.lockfile import Asset, Key, LockFile, lock_path, output_key, write_lock
 from mlhub_sync.net.client import Http
+from mlhub_sync.net.display import terminal_safe
 from mlhub_sync.net.redact import SecretFilter, scrub
 from mlhub_sync.progress import LogReporter, NullReporter, Reporter, TqdmReporter
 from mlhub_sync.session import ApplyOutcome, DatasetPlan, DatasetRun
@@ -64,10 +66,11 @@ def _configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter(
+        TerminalFormatter(
             "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
         )
     )
+    handler.addFilter(EscapeArguments())  # before the secret filter merges the arguments
     handler.addFilter(secrets)
     root = logging.getLogger("mlhub_sync")
     root.handlers[:] = [handler]
@@ -117,7 +120,7 @@ def _print_json(data: Any) -> None:
 
 
 def _error(exc: BaseException | str) -> None:
-    print(f"mlhub-sync: error: {exc}", file=sys.stderr)
+    print(terminal_safe(f"mlhub-sync: error: {exc}", keep_newlines=True), file=sys.stderr)
 
 
 class _Context:

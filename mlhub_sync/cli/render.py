@@ -1,7 +1,10 @@
 """Turning results into text for people and JSON for machines (the CLI prints them).
 
 JSON documents carry a ``format`` field (``mlhub-sync.plan/1`` ...) that changes only when
-their shape changes incompatibly.
+their shape changes incompatibly (``json.dumps`` escapes control characters). Text for people
+has every control character escaped (:func:`~mlhub_sync.net.display.terminal_safe`): ids, keys
+and paths from a catalog in full, the text as a whole but its newlines, so a hostile catalog
+cannot send escape sequences to the terminal or forge a line.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from mlhub_sync.net.display import terminal_safe
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.plan.build import Tally
 from mlhub_sync.plan.decide import Action
@@ -49,8 +53,22 @@ def _size(t: Tally) -> str:
     return text
 
 
+def _shown(text: str) -> str:
+    """A value from a catalog (an id, a path, an href) on one line, controls escaped."""
+    return terminal_safe(text)
+
+
+def _lines(text: str) -> str:
+    """Text for people, its controls escaped but newlines."""
+    return terminal_safe(text, keep_newlines=True)
+
+
 def plan_line(p: DatasetPlan) -> str:
     """One line per dataset: what apply would do."""
+    return _lines(_plan_line(p))
+
+
+def _plan_line(p: DatasetPlan) -> str:
     cfg = p.config
     if cfg.catalog_only:
         return f"{cfg.id}: catalog only ({p.catalog.items} items, {p.catalog.assets} assets)"
@@ -89,7 +107,7 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
         out.append(f"  filters: {'; '.join(filters) if filters else 'none (every asset)'}")
         if p.drift is not None:
             out.append(f"  lock: {'DRIFT: ' if p.drift.drifted else ''}{p.drift.describe()}")
-            out.extend(f"    {line}" for line in p.drift.samples or [])
+            out.extend(f"    {_shown(line)}" for line in p.drift.samples or [])
         size = _size(Tally(sel.selected, sel.selected_bytes, sel.unknown_size))
         out.append(f"  selected: {sel.selected} files, {size}")
         if sel.selected == 0 and filters:
@@ -111,21 +129,21 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
                 f"  not desired: {p.plan.not_desired} managed files are outside the "
                 f"selection (kept{'; prune is on' if cfg.prune else ''})"
             )
-            out.extend(f"    {path}" for path in p.plan.not_desired_sample)
+            out.extend(f"    {_shown(path)}" for path in p.plan.not_desired_sample)
         if sel.conflict_count:
             out.append(
                 f"  conflicts: {sel.conflict_count} paths claimed by two hrefs "
                 "(the first in the catalog wins)"
             )
             out.extend(
-                f"    {c.path}: kept {redact_url(c.kept)}, skipped {redact_url(c.dropped)}"
-                f" ({c.dropped_from})"
+                f"    {_shown(c.path)}: kept {_shown(redact_url(c.kept))}, "
+                f"skipped {_shown(redact_url(c.dropped))} ({_shown(c.dropped_from)})"
                 for c in sel.conflicts[:10]
             )
         out.append("")
     pending = sum(p.pending for p in plans)
     out.append(f"{pending} changes pending" if pending else "No changes: everything is in sync.")
-    return "\n".join(out)
+    return _lines("\n".join(out))
 
 
 def _tally_json(t: Tally) -> dict[str, int]:
@@ -203,6 +221,10 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
 
 def apply_line(o: ApplyOutcome) -> str:
     """One line per dataset after apply."""
+    return _lines(_apply_line(o))
+
+
+def _apply_line(o: ApplyOutcome) -> str:
     st, cfg = o.stats, o.planned.config
     if cfg.catalog_only:
         return f"{cfg.id}: catalog saved to {cfg.dataset_dir} (catalog_only)"
@@ -289,7 +311,7 @@ def status_text(statuses: Sequence[DatasetStatus]) -> str:
             out.append(f"  not desired: {p.plan.not_desired} managed files outside the selection")
         if s.report_rows:
             out.append(f"  last run failures: {s.report_rows} (mlhub_errors.csv)")
-    return "\n".join(out)
+    return _lines("\n".join(out))
 
 
 def status_json(statuses: Sequence[DatasetStatus]) -> dict[str, Any]:
@@ -318,8 +340,8 @@ def verify_text(results: Sequence[VerifyResult], deep: bool) -> str:
             f"{r.missing} missing, {r.changed} changed, {r.corrupt} corrupt"
             + (f", {r.unverifiable} without a recorded hash" if r.unverifiable else "")
         )
-        out.extend(f"  {path}: {what}" for path, what in r.problems[:50])
-    return "\n".join(out)
+        out.extend(f"  {_shown(path)}: {what}" for path, what in r.problems[:50])
+    return _lines("\n".join(out))
 
 
 def verify_json(results: Sequence[VerifyResult], deep: bool) -> dict[str, Any]:

@@ -12,8 +12,8 @@ A spec names datasets, where they go and which assets to keep::
 Every key of ``defaults`` can be set per dataset; a dataset's value replaces the default as a
 whole (a dataset ``source`` replaces the default source; a dataset ``bbox`` or ``intersects``
 replaces both default spatial filters). Relative paths (``output_dir``, archive/stac ``path``,
-``intersects: {path: ...}``) are relative to the spec file's folder, so a spec means the same
-thing wherever it is run from.
+``intersects: {path: ...}``, ``allow_local``) are relative to the spec file's folder, so a spec
+means the same thing wherever it is run from.
 
 The models are strict where lax coercion would hide a mistake: ``catalog_only: "no"`` or
 ``bbox: "1,2,3,4"`` are errors, not ``False`` and a guess.
@@ -126,6 +126,11 @@ class DatasetSettings(StrictModel):
     retry: RetrySettings | None = None
     timeout: Timeouts | None = None
     archive_limits: ArchiveLimits | None = None
+    allow_local: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None,
+        description="folders a local catalog's file: hrefs may be copied from (relative to "
+        "the spec's folder); default none",
+    )
     collection_filter: dict[str, list[str] | None] | None = Field(
         None,
         description="{collection_id: [asset_key, ...]}; [] or no value keeps every key",

@@ -60,6 +60,7 @@ class DatasetConfig:
     archive_limits: ExtractLimits
     filters: FilterSet
     spec_dir: Path  # relative paths in the spec (and in its lock file) start here
+    allow_local: tuple[Path, ...] = ()  # folders file: hrefs may reach (absolute)
 
     @property
     def dataset_dir(self) -> Path:
@@ -161,6 +162,7 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
         archive_limits=(pick("archive_limits") or ArchiveLimits()).limits(),
         filters=filters,
         spec_dir=base,
+        allow_local=tuple(_absolute(folder, base) for folder in pick("allow_local") or ()),
     )
 
 

@@ -62,10 +62,25 @@ class ArchiveSource(_LocationSource):
     type: Literal["archive"]
 
 
+DEFAULT_MAX_DOCUMENTS = 1_000_000
+
+
+DEFAULT_MAX_DEPTH = 32
+
+
 class StacSource(_LocationSource):
-    """A static STAC catalog (``catalog.json``), crawled through its child and item links."""
+    """A static STAC catalog (``catalog.json``), crawled through its child and item links.
+
+    The crawl is bounded, so a catalog whose links never end (a server that makes up a new
+    child for every document) stops with an error instead of running for ever."""
 
     type: Literal["stac"]
+    max_documents: Annotated[int, Field(ge=1)] = Field(
+        DEFAULT_MAX_DOCUMENTS, description="the most documents a crawl may read"
+    )
+    max_depth: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        DEFAULT_MAX_DEPTH, description="the most links from the root catalog to any document"
+    )
 
 
 def _default_source_type(value: Any) -> Any:

@@ -1,5 +1,6 @@
 """What every network edge shares: the retry policy (``retry``), secret redaction
-(``redact``) and the JSON/API client on requests (``client``).
+(``redact``), catalog text made safe to show (``display``: terminals, CSV cells) and the
+JSON/API client on requests (``client``).
 
 May import: ``errors``, ``_version``, ``progress``.
 """

@@ -12,7 +12,10 @@ order:
 5. Otherwise ask the host (HEAD). No answer, or a size other than the file's: replace.
 6. The host vouches for an MD5 (and ``checksum`` not ``off``): adopt iff the file hashes to it.
 7. ``checksum: required`` with nothing to check against: replace.
-8. Else adopt, verified by size (hashed anyway, so ``verify --deep`` can notice later damage).
+8. A file that may be the catalog's own copy (``from_catalog``: the archive shipped a member at
+   the asset's path, or so it may have): replace. An archive's bytes are evidence for an
+   asset only through a checksum match (rule 2 or 6), never through a size a HEAD confirms.
+9. Else adopt, verified by size (hashed anyway, so ``verify --deep`` can notice later damage).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Evidence:
     asked_host: bool = False  # head_size / server_md5 below are the HEAD's answer
     head_size: int | None = None  # None: no answer, or no Content-Length
     server_md5: ServerMd5 | None = None
+    from_catalog: bool = False  # the bytes may be the catalog's, not the host's (rule 8)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ def adopt(
         return Replace(f"it does not match the host's {ev.server_md5.source}")
     if checksum_mode == "required":
         return Replace("no checksum is known to verify it by (checksum: required)")
+    if ev.from_catalog:
+        return Replace("it may be the catalog archive's copy, and no checksum vouches for it")
     if not ev.hashed:
         return HashFile()  # so `verify --deep` can notice later damage
     return Adopt("size", ev.md5)

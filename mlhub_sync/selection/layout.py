@@ -10,6 +10,16 @@
 Every id and key becomes exactly one path component (:func:`safe_component`), so no input can
 name a path outside the dataset folder. ``{ext}`` comes from the href's path (compound
 suffixes such as ``.tar.gz`` kept, lower-cased), else from the media type.
+
+No asset or catalog document lands on a name of the tool's own. A collection folder never
+takes a name mlhub-sync writes at the top of a dataset or asset folder
+(:func:`collection_dir`): one that starts like the state db, the folder lock, the staging
+folder or the error report, or is ``catalog.json`` or ``_common``, gets a ``_`` in front (a
+``_`` behind for ``_common`` and for one that ends like the kept archive, ``.tar.gz`` or
+``.tar.gz.part``): a collection called ``.mlhub-staging-x`` goes to ``_.mlhub-staging-x/``,
+which the next re-index does not sweep away. And no component ends in ``.part`` (a download in
+progress is ``{path}.part``): ``x.part`` becomes ``x.part_``. Mapping rather than refusing keeps
+the layout a total, pure function: such a catalog still syncs, under a name that says why.
 """
 
 from __future__ import annotations
@@ -24,10 +34,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from mlhub_sync.state.db import DB_NAME
+from mlhub_sync.state.lock import LOCK_NAME
+
 COMMON_DIR = "_common"
 
 
 MAX_COMPONENT_BYTES = 200
+
+
+# What mlhub-sync writes at the top of a dataset or asset folder, lower-cased (file systems
+# may ignore case). The staging prefix and the report's name are catalog.install.STAGING_PREFIX
+# and apply.report.REPORT_NAME, stages after this one: tests/unit/test_layout.py holds the
+# copies to them, and to catalog.install.is_bookkeeping.
+RESERVED_PREFIXES = (DB_NAME, LOCK_NAME, ".mlhub-staging", "mlhub_errors.csv", "catalog.json")
+RESERVED_SUFFIXES = (".tar.gz", ".tar.gz.part")
+_PREFIXES = tuple(p.lower() for p in RESERVED_PREFIXES)
+
+
+PART_SUFFIX = ".part"  # {path}.part: a download in progress, or a link being placed
 
 
 # C0 and C1 controls, lone surrogates (they cannot be encoded), line and paragraph
@@ -96,7 +121,27 @@ def safe_component(name: str) -> str:
         digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
         head = encoded[: MAX_COMPONENT_BYTES - 13].decode("utf-8", "ignore").rstrip(". ")
         text = f"{head}~{digest}"
-    return text
+    return _not_part(text)
+
+
+def _not_part(name: str) -> str:
+    """Keep a name off the tool's ``{path}.part`` files."""
+    return name + "_" if name.lower().endswith(PART_SUFFIX) else name
+
+
+@functools.lru_cache(maxsize=4096)
+def collection_dir(collection_id: str) -> str:
+    """The folder of a collection at the top of the dataset: :func:`safe_component`, and
+    never one of the tool's own names there (see the module doc)."""
+    name = safe_component(collection_id)
+    lowered = name.lower()
+    if lowered == COMMON_DIR:
+        return name + "_"  # keep _common/ for common assets only
+    if lowered.startswith(_PREFIXES):
+        name = "_" + name
+    if lowered.endswith(RESERVED_SUFFIXES):
+        name += "_"
+    return name
 
 
 def asset_extension(href: str, media_type: str | None) -> str:
@@ -188,12 +233,10 @@ def asset_relpath(
     common: CommonLayout,
 ) -> str:
     """The asset's path relative to the dataset's asset folder (always ``/``-separated)."""
-    filename = safe_component(asset_key) + asset_extension(href, media_type)
+    filename = _not_part(safe_component(asset_key) + asset_extension(href, media_type))
     if asset_key in common.dataset_wide:
         return f"{COMMON_DIR}/{filename}"
-    collection = safe_component(collection_id)
-    if collection == COMMON_DIR:
-        collection += "_"  # keep _common/ for common assets only
+    collection = collection_dir(collection_id)
     if (collection_id, asset_key) in common.per_collection:
         return f"{COMMON_DIR}/{collection}/{filename}"
     if item_id is None:

@@ -40,7 +40,7 @@ class FetchedArchive:
     base_url: str
     allow_file_hrefs: bool
     meta: dict[str, str | None] = field(default_factory=dict)
-    local_root: Path | None = None  # local file: hrefs must stay inside this folder
+    local_root: Path | None = None  # relative file: hrefs stay inside it (see stac.href)
 
     @property
     def pending(self) -> bool:
@@ -55,7 +55,8 @@ class CrawledCatalog:
     ``documents(staging)`` fetches them, stages each under ``staging`` at its place in the
     layout and yields it for the indexer; it appends the ones it could not read to
     ``invalid`` (they are counted, and they stop prune). ``file:`` hrefs are allowed only
-    when ``allow_file_hrefs``, and only inside ``local_root``.
+    when ``allow_file_hrefs``, only into the spec's ``allow_local`` folders, and relative ones
+    only inside ``local_root`` (:class:`~mlhub_sync.stac.href.LocalHrefs`).
     """
 
     documents: Callable[[Path], Iterator[Document]]

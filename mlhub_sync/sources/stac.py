@@ -3,8 +3,9 @@
 Each document fetched is staged at its place in the standard layout (``catalog.json``,
 ``{collection}/collection.json``, ``{collection}/{item}/{item}.json``) and handed to the
 indexer with its own URL, so relative asset hrefs resolve where the catalog really lives.
-A local catalog may have ``file:`` hrefs; a remote one may not (it could make us read local
-files). The crawl runs on every plan: a static catalog has no single validator to ask.
+A local catalog may have ``file:`` hrefs (to files in the spec's ``allow_local`` folders); a
+remote one may not (it could make us read local files). The crawl runs on every plan: a static
+catalog has no single validator to ask.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from mlhub_sync.errors import CatalogError
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.progress import NULL_REPORTER, Reporter
-from mlhub_sync.selection.layout import safe_component
+from mlhub_sync.selection.layout import collection_dir, safe_component
 from mlhub_sync.sources.base import CrawledCatalog, SourceContext
 from mlhub_sync.stac.document import Document, document_kind
-from mlhub_sync.stac.href import check_local_href, normalize_href
+from mlhub_sync.stac.href import LocalHrefs, check_local_href, normalize_href
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,8 @@ def _read(url: str, http: Http) -> bytes:
 
 
 def local_root(source: StacSource) -> Path | None:
-    """The folder a local catalog's ``file:`` links and hrefs must stay inside."""
+    """A local catalog's folder: its ``file:`` links stay inside it, and so do its relative
+    asset hrefs (other local files need the spec's ``allow_local``)."""
     return Path(source.path).resolve().parent if source.path is not None else None
 
 
@@ -87,15 +89,18 @@ def crawl(
 
     A linked document that cannot be fetched fails the crawl (a transient outage must not
     shrink the index, or prune would delete good files); one that is not valid JSON is skipped
-    and noted in ``invalid``.
+    and noted in ``invalid``. So does a catalog beyond ``source.max_documents`` documents or
+    ``source.max_depth`` links from the root (links that never end): the limit is named.
     """
     start = root_url(source)
     root = local_root(source)
-    queue: deque[tuple[str, str | None]] = deque([(start, None)])
+    # The catalog's own documents: file: links only inside its folder (symlinks resolved).
+    documents_here = LocalHrefs.of([root], root) if root is not None else None
+    queue: deque[tuple[str, str | None, int]] = deque([(start, None, 0)])
     seen = {start}
     with reporter.stage("crawl STAC catalog", unit="docs") as stage:
         while queue:
-            url, parent_collection = queue.popleft()
+            url, parent_collection, depth = queue.popleft()
             data = _read(url, http)
             try:
                 doc = json.loads(data)
@@ -125,13 +130,34 @@ def crawl(
                     target = normalize_href(
                         href, url, allow_file=url.startswith("file:") and root is not None
                     )
-                    check_local_href(target, root)
+                    check_local_href(target, documents_here, href)
                 except ValueError as exc:
                     log.warning("%s: ignoring link %r: %s", redact_url(url), href[:200], exc)
                     continue
                 if target not in seen:
+                    _check_limits(source, url, target, depth + 1, len(seen))
                     seen.add(target)
-                    queue.append((target, collection))
+                    queue.append((target, collection, depth + 1))
+
+
+def _check_limits(source: StacSource, url: str, target: str, depth: int, documents: int) -> None:
+    """Refuse to follow a link beyond the crawl's limits (the previous index stays)."""
+    if depth > source.max_depth:
+        raise CatalogError(
+            f"the STAC catalog goes deeper than source.max_depth ({source.max_depth} links "
+            f"from the root): {redact_url(url)} links to {redact_url(target)}",
+            subject=redact_url(root_url(source)),
+            hint="links that never end (a server making up children?); if the catalog is "
+            "really this deep, raise source.max_depth",
+        )
+    if documents >= source.max_documents:
+        raise CatalogError(
+            f"the STAC catalog has more than source.max_documents ({source.max_documents}) "
+            f"documents: {redact_url(url)} links to one more",
+            subject=redact_url(root_url(source)),
+            hint="links that never end (a server making up children?); if the catalog is "
+            "really this large, raise source.max_documents",
+        )
 
 
 def _place(
@@ -139,17 +165,18 @@ def _place(
 ) -> tuple[str, str | None]:
     """Where a document is staged, and the collection its children belong to."""
     doc_id = doc.get("id")
-    name = safe_component(doc_id if isinstance(doc_id, str) and doc_id else "_unnamed")
+    raw = doc_id if isinstance(doc_id, str) and doc_id else "_unnamed"
     kind = document_kind(doc)
     if is_root:
         return "catalog.json", parent_collection
-    if kind == "collection":
-        return f"{name}/collection.json", str(doc_id)
+    if kind == "collection":  # beside its assets, in the layout's collection folder
+        return f"{collection_dir(raw)}/collection.json", str(doc_id)
     if kind == "item":
         own = doc.get("collection")
         collection = own if isinstance(own, str) and own else parent_collection or "_default"
-        return f"{safe_component(collection)}/{name}/{name}.json", parent_collection
-    return f"{name}/catalog.json", parent_collection
+        name = safe_component(raw)
+        return f"{collection_dir(collection)}/{name}/{name}.json", parent_collection
+    return f"{collection_dir(raw)}/catalog.json", parent_collection
 
 
 def _stage(staging: Path, rel: str, data: bytes) -> bool:

@@ -17,14 +17,13 @@ import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import shapely
 from dateutil import parser as dateparser
 from shapely.errors import GEOSException
 
-from mlhub_sync.stac.href import check_local_href, normalize_href
+from mlhub_sync.stac.href import LocalHrefs, check_local_href, normalize_href
 
 
 @dataclass(frozen=True)
@@ -161,11 +160,11 @@ def _is_finite(value: Any) -> bool:
 
 
 def asset_facts(
-    assets: Any, base_url: str, *, allow_file: bool, local_root: Path | None = None
+    assets: Any, base_url: str, *, allow_file: bool, local: LocalHrefs | None = None
 ) -> Iterator[AssetFacts | RejectedAsset]:
     """The assets of an item or collection, normalised; rejected ones say why.
 
-    ``file:`` hrefs need ``allow_file`` and, with ``local_root``, must stay inside it.
+    ``file:`` hrefs need ``allow_file`` and must reach only what ``local`` allows.
     """
     if not isinstance(assets, Mapping):
         return
@@ -175,7 +174,7 @@ def asset_facts(
             continue
         try:
             href = normalize_href(asset["href"], base_url, allow_file=allow_file)
-            check_local_href(href, local_root)
+            check_local_href(href, local, asset["href"])
         except ValueError as exc:
             yield RejectedAsset(str(key), str(asset["href"])[:200], str(exc))
             continue
@@ -201,7 +200,7 @@ def parse_item(
     fallback_collection: str,
     *,
     allow_file: bool,
-    local_root: Path | None = None,
+    local: LocalHrefs | None = None,
 ) -> tuple[ItemRecord, list[RejectedAsset]]:
     """An item's record (``ValueError`` when it has no usable id)."""
     item_id = doc.get("id")
@@ -219,9 +218,7 @@ def parse_item(
     start, end = item_time(properties if isinstance(properties, Mapping) else {})
     accepted: list[AssetFacts] = []
     rejected: list[RejectedAsset] = []
-    for facts in asset_facts(
-        doc.get("assets"), base_url, allow_file=allow_file, local_root=local_root
-    ):
+    for facts in asset_facts(doc.get("assets"), base_url, allow_file=allow_file, local=local):
         (accepted if isinstance(facts, AssetFacts) else rejected).append(facts)  # type: ignore[arg-type]
     record = ItemRecord(
         collection_id=collection_id,

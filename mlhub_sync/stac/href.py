@@ -1,14 +1,19 @@
 """Hrefs: normalised against their document's URL (schemes allowed, control characters and
-hostless URLs refused), local ``file:`` hrefs kept inside their catalog, and an href's
-*identity* (without rotating signature parameters)."""
+hostless URLs refused), local ``file:`` hrefs checked against what the spec allows
+(:class:`LocalHrefs`), and an href's *identity* (without rotating signature parameters)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
 from urllib.request import url2pathname
+
+from mlhub_sync.net.redact import param_name, query_params
 
 # Query parameters that rotate with every signed URL and say nothing about the object.
 _SIGNATURE_PARAMS = frozenset(
@@ -28,8 +33,9 @@ def href_identity(href: str) -> str:
         return href
     kept = [
         (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if k.lower() not in _SIGNATURE_PARAMS and not k.lower().startswith(("x-amz-", "x-goog-"))
+        for k, v in query_params(parts.query)
+        if (name := param_name(k)) not in _SIGNATURE_PARAMS
+        and not name.startswith(("x-amz-", "x-goog-"))
     ]
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
 
@@ -75,14 +81,71 @@ def normalize_href(href: str, base_url: str, *, allow_file: bool) -> str:
     raise ValueError(f"unsupported URL scheme {scheme + ':' if scheme else '(none)'}")
 
 
-def check_local_href(url: str, local_root: Path | None) -> None:
-    """Refuse a ``file:`` URL outside ``local_root`` (symlinks resolved); others pass."""
-    if local_root is None or not url.startswith("file:"):
-        return
-    target = os.path.realpath(url2pathname(urlsplit(url).path))
-    root = os.path.realpath(local_root)
-    if os.path.commonpath([target, root]) != root:
-        raise ValueError(
-            f"a local href outside the catalog's folder {root} is refused "
-            "(a catalog must not make us copy arbitrary local files)"
+@dataclass(frozen=True)
+class LocalHrefs:
+    """What the ``file:`` hrefs of a local catalog may reach.
+
+    ``allowed``: the folders they may name, symlinks resolved (the spec's ``allow_local``;
+    none by default). ``root``: the catalog's own folder (where an archive unpacks, or a static
+    catalog's folder), which *relative* hrefs never leave. Build it with :meth:`of`.
+    """
+
+    allowed: tuple[str, ...] = ()
+    root: str | None = None
+
+    @classmethod
+    def of(cls, allowed: Iterable[Path], root: Path | None) -> LocalHrefs:
+        """From absolute folders, resolving their symlinks now (once, not per href)."""
+        return cls(
+            tuple(sorted({os.path.realpath(p) for p in allowed})),
+            os.path.normpath(root) if root is not None else None,
         )
+
+    @property
+    def key(self) -> str:
+        """A fingerprint: an index built under another one must be rebuilt."""
+        return json.dumps([self.allowed, self.root])
+
+
+def check_local_href(url: str, local: LocalHrefs | None, href: str = "") -> None:
+    """Refuse (``ValueError``, saying why and what would allow it) a ``file:`` URL that
+    ``local`` does not let a catalog reach; other URLs pass. ``href`` is the one the catalog
+    wrote, before :func:`normalize_href`.
+
+    - a ``file:`` URL naming a host (``file://host/...``) is refused;
+    - a relative ``href`` must land inside ``local.root`` (``..``, encoded or not, counted);
+    - the file, its symlinks resolved, must lie inside one of ``local.allowed``.
+    """
+    if not url.startswith("file:"):
+        return
+    local = local or LocalHrefs()
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ValueError(f"a file: href naming a host ({parts.netloc}) is refused")
+    path = url2pathname(parts.path)  # decoded exactly as the copy will decode it
+    if not os.path.isabs(path):
+        raise ValueError("a file: href without an absolute path is refused")
+    root = local.root
+    if root is not None and _is_relative(href) and not _inside(os.path.normpath(path), root):
+        raise ValueError(
+            f"a relative href that leaves the catalog's folder {root} is refused "
+            "(relative hrefs resolve inside the catalog, never outside it)"
+        )
+    target = os.path.realpath(path)
+    if not any(_inside(target, folder) for folder in local.allowed):
+        if local.allowed:
+            why = f"a local file outside allow_local ({', '.join(local.allowed)}) is refused"
+        else:
+            why = "a local file is refused: the spec allows none (allow_local)"
+        raise ValueError(f"{why}; it is {target}; to copy it, add its folder to allow_local")
+
+
+def _inside(path: str, folder: str) -> bool:
+    return os.path.commonpath([path, folder]) == folder
+
+
+def _is_relative(href: str) -> bool:
+    """True when ``href`` names no scheme, as :func:`normalize_href` reads it (a Windows
+    drive letter is no scheme)."""
+    href = href.strip()
+    return bool(href) and len(urlsplit(href).scheme) <= 1

@@ -31,7 +31,7 @@ from mlhub_sync.catalog.index import Indexer
 from mlhub_sync.errors import MlhubSyncError
 from mlhub_sync.selection.layout import CommonLayout, asset_relpath
 from mlhub_sync.stac.document import Document
-from mlhub_sync.stac.href import normalize_href
+from mlhub_sync.stac.href import LocalHrefs, normalize_href
 from mlhub_sync.state.db import StateDB
 from tests.support.sql import query
 
@@ -393,7 +393,9 @@ def index_documents(
     db: StateDB, docs: list[tuple[str, bytes, str]], *, allow_file_hrefs: bool, local_root: Path
 ) -> Indexer:
     """Feed ``docs`` to an indexer and flush; only :class:`MlhubSyncError` may escape."""
-    indexer = Indexer(db, allow_file_hrefs=allow_file_hrefs, local_root=local_root)
+    # file: hrefs allowed inside local_root only (as allow_local: [local_root] would)
+    local = LocalHrefs.of([local_root], local_root)
+    indexer = Indexer(db, allow_file_hrefs=allow_file_hrefs, local=local)
     try:
         for name, data, url in docs:
             indexer.add(Document(name, data, url))

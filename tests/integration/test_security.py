@@ -132,7 +132,7 @@ def test_a_local_archive_cannot_reach_files_outside_its_folder(tmp_path: Path) -
         yaml.safe_dump(
             {
                 "version": 1,
-                "defaults": {"output_dir": "./out"},
+                "defaults": {"output_dir": "./out", "allow_local": ["shipped/assets"]},
                 "datasets": [
                     {"id": "x", "source": {"type": "archive", "path": "shipped/x.tar.gz"}}
                 ],
@@ -144,7 +144,8 @@ def test_a_local_archive_cannot_reach_files_outside_its_folder(tmp_path: Path) -
     assert (tmp_path / "out/x/c/a/data.bin").read_bytes() == b"fine"
     assert not (tmp_path / "out/x/c/b/data.txt").exists()
     assert not (tmp_path / "out/x/c/d/data.txt").exists()
-    assert result.stderr.count("outside the catalog's folder") == 2
+    assert result.stderr.count("leaves the catalog's folder") == 1
+    assert result.stderr.count("outside allow_local") == 1
     assert "2 left out: unusable hrefs" in result.stdout
     report = (tmp_path / "out/x/mlhub_errors.csv").read_text()
-    assert report.count("unusable-href") == 2 and "outside the catalog's folder" in report
+    assert report.count("unusable-href") == 2 and "outside allow_local" in report

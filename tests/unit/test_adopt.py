@@ -101,3 +101,43 @@ def test_a_sha256_claim_asks_for_a_hash_in_its_own_algorithm() -> None:
     )
     assert isinstance(verdict, HashFile) and verdict.claim is not None
     assert verdict.claim.name == "sha2-256"
+
+
+CATALOG = {"from_catalog": True}
+
+# The file may be a member of the catalog archive: only a checksum match adopts it.
+FROM_CATALOG: list[tuple[str, Desired, str, Evidence, type | Verdict]] = [
+    ("the host vouches for the size only", desired(), "auto",
+     Evidence(5, **CATALOG, **HASHED, **HEAD_OK), Replace),
+    ("... not even hashed yet", desired(), "auto", Evidence(5, **CATALOG, **HEAD_OK), Replace),
+    ("the host has no size either", desired(size=None), "auto",
+     Evidence(5, **CATALOG, asked_host=True), Replace),
+    ("its file:checksum matches", desired(checksum="d50110" + MD5), "auto",
+     Evidence(5, **CATALOG, **HASHED), Adopt("file:checksum", MD5)),
+    ("its file:checksum does not", desired(checksum="d50110" + OTHER), "auto",
+     Evidence(5, **CATALOG, **HASHED), Replace),
+    ("the host's md5 matches", desired(), "auto",
+     Evidence(5, **CATALOG, **HASHED, **HEAD_OK, server_md5=ServerMd5(MD5, "content-md5")),
+     Adopt("content-md5", MD5)),
+    ("checksum off: nothing can match", desired(checksum="d50110" + MD5), "off",
+     Evidence(5, **CATALOG, **HASHED, **HEAD_OK, server_md5=ServerMd5(MD5, "content-md5")),
+     Replace),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("desired_asset", "mode", "evidence", "expected"),
+    [case[1:] for case in FROM_CATALOG],
+    ids=[case[0] for case in FROM_CATALOG],
+)
+def test_an_archive_member_at_the_path_is_adopted_only_on_a_checksum_match(
+    desired_asset: Desired, mode: str, evidence: Evidence, expected: type | Verdict
+) -> None:
+    verdict = adopt(
+        desired_asset, checksum_mode=mode, reason=Reason.UNTRACKED, record_md5=None,
+        evidence=evidence,
+    )  # fmt: skip
+    if isinstance(expected, type):
+        assert isinstance(verdict, expected)
+    else:
+        assert verdict == expected

@@ -14,14 +14,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlhub_sync.apply.report import REPORT_NAME
+from mlhub_sync.catalog.install import STAGING_PREFIX, is_bookkeeping
 from mlhub_sync.selection.layout import (
     COMMON_DIR,
     MAX_COMPONENT_BYTES,
+    RESERVED_PREFIXES,
     CommonLayout,
     asset_extension,
     asset_relpath,
+    collection_dir,
     safe_component,
 )
+from mlhub_sync.state.db import DB_NAME
+from mlhub_sync.state.lock import LOCK_NAME
 
 PROPERTY = settings(max_examples=150, deadline=None)
 NO_COMMON = CommonLayout()
@@ -237,6 +243,77 @@ def test_a_collection_named_common_does_not_collide_with_the_common_folder() -> 
     assert shared == "_common/documentation.pdf"
     assert collection_level == "_common_/readme.md"
     assert not own.startswith(f"{COMMON_DIR}/")
+
+
+# Every name mlhub-sync itself writes at the top of a dataset or asset folder.
+OWN_NAMES = [
+    DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}.corrupt-1700000000",
+    LOCK_NAME, f"{STAGING_PREFIX}-4242", STAGING_PREFIX, REPORT_NAME, f"{REPORT_NAME}.part",
+    "x.tar.gz", "x.tar.gz.part", "catalog.json", COMMON_DIR,
+]  # fmt: skip
+
+
+def tool_name(name: str) -> bool:
+    """True when ``name`` (any case) is, or is taken for, one of the tool's own."""
+    lowered = name.lower()
+    return (
+        is_bookkeeping(lowered)
+        or lowered.startswith((REPORT_NAME, "catalog.json"))
+        or lowered == COMMON_DIR
+    )
+
+
+def test_the_layout_reserves_every_name_the_tool_writes() -> None:
+    # The layout cannot import the stages that own two of them: its copies must agree.
+    assert {STAGING_PREFIX, REPORT_NAME, DB_NAME, LOCK_NAME} <= set(RESERVED_PREFIXES)
+    assert all(tool_name(n) and tool_name(n.upper()) for n in OWN_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("collection_id", "folder"),
+    [
+        (".mlhub-staging-x", "_.mlhub-staging-x"),  # the next re-index would sweep it away
+        (".mlhub-staging", "_.mlhub-staging"),
+        ("mlhub_stac_assets.db", "_mlhub_stac_assets.db"),
+        ("mlhub_stac_assets.db-wal", "_mlhub_stac_assets.db-wal"),
+        ("MLHUB_STAC_ASSETS.DB", "_MLHUB_STAC_ASSETS.DB"),  # macOS and Windows ignore case
+        (".mlhub-sync.lock", "_.mlhub-sync.lock"),
+        ("mlhub_errors.csv", "_mlhub_errors.csv"),
+        ("mlhub_errors.csv.part", "_mlhub_errors.csv.part_"),
+        ("catalog.json", "_catalog.json"),
+        ("x.tar.gz", "x.tar.gz_"),
+        ("x.TAR.GZ.part", "x.TAR.GZ.part_"),
+        ("_common", "_common_"),
+        ("x.part", "x.part_"),
+        ("sen12floods_labels", "sen12floods_labels"),
+        ("mlhub_errors", "mlhub_errors"),
+        ("_mlhub_stac_assets.db", "_mlhub_stac_assets.db"),
+    ],
+)
+def test_a_collection_never_takes_a_name_of_the_tools_own(collection_id: str, folder: str) -> None:
+    assert collection_dir(collection_id) == folder
+    assert asset_relpath(collection_id, "i", "B02", f"{BLOB}/B02.tif", None, NO_COMMON) == (
+        f"{folder}/i/B02.tif"
+    )
+    assert not tool_name(folder)
+
+
+def test_no_asset_lands_on_a_part_file() -> None:
+    part = asset_relpath("c", "i", "B02.tif", f"{BLOB}/x.part", None, NO_COMMON)
+    assert part == "c/i/B02.tif.part_"
+    assert asset_relpath("c", "i.part", "k.part", f"{BLOB}/x", None, NO_COMMON) == (
+        "c/i.part_/k.part_"
+    )
+
+
+@PROPERTY
+@given(collection=st.one_of(names, st.sampled_from(OWN_NAMES)), key=names)
+def test_no_layout_path_is_a_name_of_the_tools_own(collection: str, key: str) -> None:
+    for item_id in (None, "i"):
+        rel = asset_relpath(collection, item_id, key, f"{BLOB}/{key}", None, NO_COMMON)
+        parts = rel.split("/")
+        assert not tool_name(parts[0])
+        assert not any(part.lower().endswith(".part") for part in parts)
 
 
 @PROPERTY
