@@ -23,6 +23,7 @@ from mlhub_sync.cli.parser import build_parser
 from mlhub_sync.cli.render import (
     apply_json,
     apply_line,
+    count,
     plan_json,
     plan_line,
     plan_text,
@@ -35,7 +36,7 @@ from mlhub_sync.cli.terminal import EscapeArguments, TerminalFormatter
 from mlhub_sync.config.credentials import resolve_api_key
 from mlhub_sync.config.models import json_schema
 from mlhub_sync.config.resolve import DatasetConfig, LoadedSpec, load_spec
-from mlhub_sync.config.sources import MlhubSource
+from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacSource
 from mlhub_sync.errors import (
     ExitCode,
     MlhubSyncError,
@@ -142,6 +143,7 @@ class _Context:
 
 def _cmd_validate(ctx: _Context, loaded: LoadedSpec) -> int:
     datasets = _selected(loaded, ctx.args.dataset)
+    problems = {d.label: _missing_inputs(d) for d in datasets}
     if ctx.args.json:
         _print_json(
             {
@@ -156,17 +158,37 @@ def _cmd_validate(ctx: _Context, loaded: LoadedSpec) -> int:
                         "source": d.source.type,
                         "filters": d.filters.describe(),
                         "catalog_only": d.catalog_only,
+                        "problems": problems[d.label],
                     }
                     for d in datasets
                 ],
             }
         )
     elif not ctx.args.quiet:
-        print(f"{loaded.path}: valid ({len(datasets)} datasets)")
+        bad = sum(1 for found in problems.values() if found)
+        verdict = f"valid ({count(len(datasets), 'dataset')})"
+        if bad:
+            verdict = f"valid, but {count(bad, 'dataset')} cannot run ({len(datasets)} in all)"
+        print(f"{loaded.path}: {verdict}")
         for d in datasets:
             filters = "; ".join(d.filters.describe()) or "no filters"
             print(f"  {d.label}: {d.source.type} -> {d.dataset_dir} ({filters})")
-    return ExitCode.OK
+            print("".join(f"    problem: {problem}\n" for problem in problems[d.label]), end="")
+    return ExitCode.USAGE if any(problems.values()) else ExitCode.OK
+
+
+def _missing_inputs(config: DatasetConfig) -> list[str]:
+    """What a dataset needs on this machine and lacks (an ``apply`` would fail on it)."""
+    source = config.source
+    if not isinstance(source, ArchiveSource | StacSource) or source.path is None:
+        return []
+    if Path(source.path).is_file():
+        return []
+    what = "archive" if isinstance(source, ArchiveSource) else "catalog"
+    return [
+        f"source.path: the {what} {source.path} does not exist, so apply would fail "
+        "(paths are relative to the spec's folder)"
+    ]
 
 
 def _each(
@@ -280,6 +302,8 @@ def _cmd_verify(ctx: _Context, loaded: LoadedSpec) -> int:
         _print_json(verify_json(results, ctx.args.deep))
     elif not ctx.args.quiet:
         print(verify_text(results, ctx.args.deep))
+        if any(r.bad for r in results):
+            print(f"run `mlhub-sync apply {ctx.args.spec}` to fetch those files again")
     if any(r.bad for r in results):
         worst = max(worst, ExitCode.FAILURES)
     return worst
@@ -309,7 +333,7 @@ def _cmd_lock(ctx: _Context, loaded: LoadedSpec) -> int:
         target = lock_path(spec_path)
         write_lock(target, entries())
     if not ctx.args.quiet:
-        print(f"wrote {target} ({len(configs)} datasets)")
+        print(f"wrote {target} ({count(len(configs), 'dataset')})")
     return ExitCode.OK
 
 
@@ -359,6 +383,18 @@ _COMMANDS: dict[str, Callable[[_Context, LoadedSpec], int]] = {
 }
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush into the closed pipe does
+    not print a second BrokenPipeError at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (captured in a test): nothing will flush into a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: parts kept, journal flushed
 
@@ -374,10 +410,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     _configure_logging(args.verbose, args.quiet, secrets)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
-    if args.command == "schema":
-        _print_json(json_schema())
-        return ExitCode.OK
     try:
+        if args.command == "schema":
+            _print_json(json_schema())
+            return ExitCode.OK
         loaded = load_spec(args.spec, environ)
         _secrets_of(loaded, environ, secrets)
         return _COMMANDS[args.command](_Context(args, environ, secrets), loaded)
@@ -387,7 +423,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except KeyboardInterrupt:
         print("mlhub-sync: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly
+        _silence_stdout()
         return ExitCode.FAILURES
     except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
         log.info("internal error", exc_info=True)  # -v shows it (secrets scrubbed)

@@ -58,6 +58,11 @@ def _shown(text: str) -> str:
     return terminal_safe(text)
 
 
+def count(n: int, noun: str) -> str:
+    """``1 file``, ``2 files``: a number with its noun, singular for one."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _lines(text: str) -> str:
     """Text for people, its controls escaped but newlines."""
     return terminal_safe(text, keep_newlines=True)
@@ -71,7 +76,8 @@ def plan_line(p: DatasetPlan) -> str:
 def _plan_line(p: DatasetPlan) -> str:
     cfg = p.config
     if cfg.catalog_only:
-        return f"{cfg.id}: catalog only ({p.catalog.items} items, {p.catalog.assets} assets)"
+        items, assets = count(p.catalog.items, "item"), count(p.catalog.assets, "asset")
+        return f"{cfg.id}: catalog only ({items}, {assets})"
     parts = []
     for action in _ORDER[:-1]:
         t = p.plan.tally(action)
@@ -91,9 +97,14 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
         if cfg.asset_dir != cfg.dataset_dir:
             out.append(f"  assets -> {cfg.asset_dir}")
         state = "rebuilt" if p.catalog.reindexed else "up to date"
-        out.append(f"  catalog: {p.catalog.items} items, {p.catalog.assets} assets (index {state})")
+        out.append(
+            f"  catalog: {count(p.catalog.items, 'item')}, {count(p.catalog.assets, 'asset')} "
+            f"(index {state})"
+        )
         if p.catalog.rejected:
-            out.append(f"  left out of the index: {p.catalog.rejected} assets with unusable hrefs")
+            out.append(
+                f"  left out of the index: {count(p.catalog.rejected, 'asset')} with unusable hrefs"
+            )
         if p.catalog.invalid_documents:
             out.append(
                 f"  unreadable catalog documents: {p.catalog.invalid_documents} (skipped; "
@@ -109,11 +120,11 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
             out.append(f"  lock: {'DRIFT: ' if p.drift.drifted else ''}{p.drift.describe()}")
             out.extend(f"    {_shown(line)}" for line in p.drift.samples or [])
         size = _size(Tally(sel.selected, sel.selected_bytes, sel.unknown_size))
-        out.append(f"  selected: {sel.selected} files, {size}")
+        out.append(f"  selected: {count(sel.selected, 'file')}, {size}")
         if sel.selected == 0 and filters:
             out.append("  note: the filters select nothing; check them against the catalog")
         for reason, n in sorted(sel.excluded_items.items(), key=lambda kv: kv[0].value):
-            out.append(f"  excluded: {n} items {reason.value}")
+            out.append(f"  excluded: {count(n, 'item')} {reason.value}")
         for action in _ORDER:
             t = p.plan.tally(action)
             if not t.files:
@@ -123,10 +134,10 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
                 for (a, r), tt in sorted(p.plan.counts.items(), key=lambda kv: kv[0][1].value)
                 if a is action
             )
-            out.append(f"  {action.value:<9}{t.files} files, {_size(t)} ({reasons})")
+            out.append(f"  {action.value:<9}{count(t.files, 'file')}, {_size(t)} ({reasons})")
         if p.plan.not_desired:
             out.append(
-                f"  not desired: {p.plan.not_desired} managed files are outside the "
+                f"  not desired: {count(p.plan.not_desired, 'managed file')} outside the "
                 f"selection (kept{'; prune is on' if cfg.prune else ''})"
             )
             out.extend(f"    {_shown(path)}" for path in p.plan.not_desired_sample)
@@ -301,14 +312,17 @@ def status_text(statuses: Sequence[DatasetStatus]) -> str:
         keep = p.plan.tally(Action.KEEP)
         out.append(f"{cfg.label} -> {cfg.dataset_dir}")
         out.append(
-            f"  selected {p.selection.selected} files; in sync {keep.files} "
+            f"  selected {count(p.selection.selected, 'file')}; in sync {keep.files} "
             f"({human_bytes(keep.bytes)}); last sync {when}"
         )
         for (action, reason), t in sorted(p.plan.counts.items(), key=lambda kv: kv[0][1].value):
             if action is not Action.KEEP:
-                out.append(f"  {reason.value}: {t.files} files (apply will {action.value})")
+                files = count(t.files, "file")
+                out.append(f"  {reason.value}: {files} (apply will {action.value})")
         if p.plan.not_desired:
-            out.append(f"  not desired: {p.plan.not_desired} managed files outside the selection")
+            out.append(
+                f"  not desired: {count(p.plan.not_desired, 'managed file')} outside the selection"
+            )
         if s.report_rows:
             out.append(f"  last run failures: {s.report_rows} (mlhub_errors.csv)")
     return _lines("\n".join(out))
@@ -336,7 +350,7 @@ def verify_text(results: Sequence[VerifyResult], deep: bool) -> str:
     for r in results:
         how = "content (md5)" if deep else "size and mtime"
         out.append(
-            f"{r.config.label}: {r.checked} files checked by {how}: {r.ok} ok, "
+            f"{r.config.label}: {count(r.checked, 'file')} checked by {how}: {r.ok} ok, "
             f"{r.missing} missing, {r.changed} changed, {r.corrupt} corrupt"
             + (f", {r.unverifiable} without a recorded hash" if r.unverifiable else "")
         )

@@ -21,6 +21,29 @@ def test_schema_command_prints_json_schema(tmp_path: Path) -> None:
     assert re.search(r"draft/2020-12", schema["$schema"])
 
 
+def test_schema_into_a_pipe_closed_early_ends_quietly(tmp_path: Path) -> None:
+    """`mlhub-sync schema | head -1`: the reader leaves first; no traceback, exit 1."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte is written
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mlhub_sync", "schema"],
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1
+    assert proc.stderr == ""
+
+
 def _run_on_a_terminal(args: list[str], cwd: Path, env: dict[str, str]) -> str:
     """Run the CLI with stderr on a pseudo-terminal; return what the terminal received."""
     import fcntl  # noqa: PLC0415
