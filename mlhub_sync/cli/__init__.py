@@ -2,7 +2,9 @@
 
 ``parser`` is the command line's grammar; ``commands`` runs the commands, maps errors to exit
 codes and handles signals; ``render`` turns results into every text and JSON format;
-``terminal`` keeps control characters from a catalog out of log lines. May import anything.
+``terminal`` sets up what the process shows: the log handler (control characters from a catalog
+kept out of log lines), the progress reporter, a quiet end into a closed pipe. May import
+anything.
 """
 
 from mlhub_sync.cli.commands import main

@@ -32,7 +32,7 @@ from mlhub_sync.cli.render import (
     verify_json,
     verify_text,
 )
-from mlhub_sync.cli.terminal import EscapeArguments, TerminalFormatter
+from mlhub_sync.cli.terminal import choose_reporter, configure_logging, silence_stdout
 from mlhub_sync.config.credentials import resolve_api_key
 from mlhub_sync.config.models import json_schema
 from mlhub_sync.config.resolve import DatasetConfig, LoadedSpec, load_spec
@@ -47,7 +47,6 @@ from mlhub_sync.lockfile import Asset, Key, LockFile, lock_path, output_key, wri
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.display import terminal_safe
 from mlhub_sync.net.redact import SecretFilter, scrub
-from mlhub_sync.progress import LogReporter, NullReporter, Reporter, TqdmReporter
 from mlhub_sync.session import ApplyOutcome, DatasetPlan, DatasetRun
 from mlhub_sync.status import dataset_status
 from mlhub_sync.verify import verify_dataset
@@ -57,41 +56,6 @@ log = logging.getLogger("mlhub_sync")
 
 
 T = TypeVar("T")
-
-
-def _configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None:
-    level = (
-        logging.ERROR
-        if quiet
-        else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
-    )
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        TerminalFormatter(
-            "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
-        )
-    )
-    handler.addFilter(EscapeArguments())  # before the secret filter merges the arguments
-    handler.addFilter(secrets)
-    root = logging.getLogger("mlhub_sync")
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    root.propagate = False
-    # Progress lines are the point of a non-interactive run: show them unless --quiet.
-    logging.getLogger("mlhub_sync.progress").setLevel(logging.ERROR if quiet else logging.INFO)
-    if verbose >= 2:
-        for name in ("urllib3", "requests"):
-            other = logging.getLogger(name)
-            other.handlers[:] = [handler]
-            other.setLevel(logging.DEBUG)
-
-
-def _reporter(quiet: bool, environ: Mapping[str, str]) -> Reporter:
-    if quiet:
-        return NullReporter()
-    if sys.stderr.isatty() and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb":
-        return TqdmReporter(sys.stderr)
-    return LogReporter()
 
 
 def _selected(loaded: LoadedSpec, ids: Sequence[str]) -> list[DatasetConfig]:
@@ -129,7 +93,7 @@ class _Context:
         self.args = args
         self.environ = environ
         self.secrets = secrets
-        self.reporter = _reporter(args.quiet, environ)
+        self.reporter = choose_reporter(args.quiet, environ)
         self.lock: LockFile | None = None
 
     def http_for(self, config: DatasetConfig) -> Http:
@@ -383,18 +347,6 @@ _COMMANDS: dict[str, Callable[[_Context, LoadedSpec], int]] = {
 }
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null, so the interpreter's last flush into the closed pipe does
-    not print a second BrokenPipeError at exit."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return  # not a real file (captured in a test): nothing will flush into a pipe
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
-
-
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: parts kept, journal flushed
 
@@ -407,7 +359,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except SystemExit as exc:  # argparse already printed the usage error
         return ExitCode.USAGE if exc.code not in (0, None) else ExitCode.OK
     secrets = SecretFilter()
-    _configure_logging(args.verbose, args.quiet, secrets)
+    configure_logging(args.verbose, args.quiet, secrets)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
@@ -424,7 +376,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print("mlhub-sync: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # the reader left (`| head`): stop quietly
-        _silence_stdout()
+        silence_stdout()
         return ExitCode.FAILURES
     except Exception as exc:  # a bug: say so plainly, keep the traceback for -v
         log.info("internal error", exc_info=True)  # -v shows it (secrets scrubbed)

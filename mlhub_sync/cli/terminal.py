@@ -1,11 +1,18 @@
-"""Log records made safe for a terminal: control characters escaped (the CLI's handler uses
-both). Catalog text reaches log lines as arguments (``log.warning("%s left out", key)``)."""
+"""What the CLI process shows on its terminal: the one log handler (records made safe:
+control characters escaped, secrets scrubbed; catalog text reaches log lines as arguments,
+``log.warning("%s left out", key)``), the progress reporter, and a quiet end when stdout's
+reader has left."""
 
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from collections.abc import Mapping
 
 from mlhub_sync.net.display import terminal_safe
+from mlhub_sync.net.redact import SecretFilter
+from mlhub_sync.progress import LogReporter, NullReporter, Reporter, TqdmReporter
 
 
 class EscapeArguments(logging.Filter):
@@ -24,3 +31,52 @@ class TerminalFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return terminal_safe(super().format(record), keep_newlines=True)
+
+
+def configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None:
+    """The CLI's one log handler on stderr: levels by -v/-q, escaped, secrets scrubbed."""
+    level = (
+        logging.ERROR
+        if quiet
+        else {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        TerminalFormatter(
+            "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
+        )
+    )
+    handler.addFilter(EscapeArguments())  # before the secret filter merges the arguments
+    handler.addFilter(secrets)
+    root = logging.getLogger("mlhub_sync")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+    # Progress lines are the point of a non-interactive run: show them unless --quiet.
+    logging.getLogger("mlhub_sync.progress").setLevel(logging.ERROR if quiet else logging.INFO)
+    if verbose >= 2:
+        for name in ("urllib3", "requests"):
+            other = logging.getLogger(name)
+            other.handlers[:] = [handler]
+            other.setLevel(logging.DEBUG)
+
+
+def choose_reporter(quiet: bool, environ: Mapping[str, str]) -> Reporter:
+    """Bars on a terminal, plain progress lines elsewhere, nothing with --quiet."""
+    if quiet:
+        return NullReporter()
+    if sys.stderr.isatty() and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb":
+        return TqdmReporter(sys.stderr)
+    return LogReporter()
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush into the closed pipe does
+    not print a second BrokenPipeError at exit."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (captured in a test): nothing will flush into a pipe
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
