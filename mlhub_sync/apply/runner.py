@@ -153,4 +153,5 @@ class CurlThreads:
             ended(None, exc)
         finally:
             runner.close()
+            jobs.close()
             emit(WORKER_DONE)

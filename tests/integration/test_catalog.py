@@ -497,11 +497,11 @@ def test_a_gzip_of_something_else_is_refused(sandbox: Sandbox) -> None:
 
 
 def test_install_moves_the_tree_but_not_protected_assets(tmp_path: Path) -> None:
-    root = tmp_path / "staging" / "ds"
+    dataset = tmp_path / "dataset"
+    root = dataset / f"{STAGING_PREFIX}-test" / "ds"
     for rel in ["catalog.json", "coll/collection.json", "coll/item_1/labels.geojson"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(f"new {rel}")
-    dataset = tmp_path / "dataset"
     (dataset / "coll/item_1").mkdir(parents=True)
     (dataset / "coll/item_1/labels.geojson").write_text("verified download")
     (dataset / "catalog.json").write_text("old catalog")
@@ -525,12 +525,11 @@ def test_install_moves_the_tree_but_not_protected_assets(tmp_path: Path) -> None
     ],
 )
 def test_install_never_overwrites_our_own_bookkeeping(tmp_path: Path, reserved: str) -> None:
-    root = tmp_path / "staging" / "ds"
+    dataset = tmp_path / "dataset"
+    root = dataset / f"{STAGING_PREFIX}-test" / "ds"
     (root / reserved).parent.mkdir(parents=True, exist_ok=True)
     (root / reserved).write_text("from the archive")
     (root / "catalog.json").write_text("catalog")
-    dataset = tmp_path / "dataset"
-    dataset.mkdir()
     top = reserved.split("/", maxsplit=1)[0]
     (dataset / top).write_text("ours")
     install(root, dataset, lambda rel: False)
