@@ -166,7 +166,7 @@ class SymlinkError(FatalLocalError):
             subject=path,
             hint=f"remove the link (or put a real {what} in its place), then run again",
         )
-        self.path = path
+        self.path, self.what = path, what
 
 
 class ApplyError(MlhubSyncError):

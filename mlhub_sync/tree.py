@@ -315,33 +315,59 @@ def create_new(root: Path, path: Path, mode: int = 0o644) -> int:
             raise _with_path(exc, str(path)) from None
 
 
+_REMOVE_WINDOW = 64  # folder fds remove_tree keeps open, however deep the tree
+
+
 def remove_tree(folder: Folder, name: str) -> None:
     """Remove ``name`` in ``folder`` and, for a folder, everything below it: never through a
-    link (a link is removed itself), and without recursion (any depth; an fd per level)."""
+    link (a link is removed itself), without recursion, and with at most
+    :data:`_REMOVE_WINDOW` fds open at any depth (levels above are walked again by name)."""
     st = folder.lstat(name)
     if st is None:
         return
     if not stat.S_ISDIR(st.st_mode):
         folder.unlink(name)
         return
-    # (parent fd, name, fd) per level; a level is removed once a scan finds no folder in it
-    stack = [(folder.fd, name, os.open(name, _DIR_FLAGS, dir_fd=folder.fd))]
+    names = [name]  # the path from ``folder`` down to the level being emptied
+    fds = [os.open(name, _DIR_FLAGS, dir_fd=folder.fd)]  # the deepest levels' fds
     try:
-        while stack:
-            parent_fd, here, fd = stack[-1]
+        while names:
             descend = None
-            with os.scandir(fd) as entries:
+            with os.scandir(fds[-1]) as entries:
                 for entry in entries:
                     if entry.is_dir(follow_symlinks=False):
                         descend = entry.name
                         break
-                    os.unlink(entry.name, dir_fd=fd)
+                    os.unlink(entry.name, dir_fd=fds[-1])
             if descend is not None:
-                stack.append((fd, descend, os.open(descend, _DIR_FLAGS, dir_fd=fd)))
+                fds.append(os.open(descend, _DIR_FLAGS, dir_fd=fds[-1]))
+                names.append(descend)
+                if len(fds) > _REMOVE_WINDOW:
+                    os.close(fds.pop(0))
                 continue
-            stack.pop()
-            os.close(fd)
-            os.rmdir(here, dir_fd=parent_fd)
+            os.close(fds.pop())
+            here = names.pop()
+            if not fds and names:  # above the window: open its levels again from the top
+                fds = _walk_down(folder.fd, names, _REMOVE_WINDOW)
+            os.rmdir(here, dir_fd=fds[-1] if fds else folder.fd)
     finally:
-        for _, _, fd in stack:
+        for fd in fds:
             os.close(fd)
+
+
+def _walk_down(top: int, names: list[str], keep: int) -> list[int]:
+    """The fds of the last ``keep`` levels of ``top/names...``, opened one level at a time
+    without following links (the levels above closed on the way)."""
+    fds: list[int] = []
+    parent = top
+    try:
+        for name in names:
+            parent = os.open(name, _DIR_FLAGS, dir_fd=parent)
+            fds.append(parent)
+            if len(fds) > keep:
+                os.close(fds.pop(0))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds

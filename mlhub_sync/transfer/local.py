@@ -36,9 +36,15 @@ def asset_folder(tree: Tree, folder: Path) -> Folder:
 
 
 def symlink_failure(exc: SymlinkError) -> TransferError:
-    """A link where an asset's folder or file should be, as that asset's failure."""
+    """A link where an asset's folder or file should be, as that asset's failure (the
+    report shows the message, so it names the link)."""
     return TransferError(
-        exc.message, subject=exc.subject, retryable=False, error_class="symlink", hint=exc.hint
+        f"the {exc.what} {exc.path} is a symbolic link, and mlhub-sync never follows links "
+        "under the output folder",
+        subject=exc.path,
+        retryable=False,
+        error_class="symlink",
+        hint=exc.hint,
     )
 
 

@@ -350,6 +350,26 @@ def test_a_file_and_a_folder_of_one_name_are_refused_naming_the_member(
     assert "'ds/a" in str(error)
 
 
+DEEP = "ds/" + "d/" * 2000 + "deep.json"  # 2,000 nested folders (a RecursionError once)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        (DEEP, "is nested 2001 folders deep"),
+        ("ds/coll/" + "n" * 251 + ".json", "has a name longer than 255 bytes"),
+        ("ds/" + "/".join(["p" * 200] * 6) + "/x.json", "has a path longer than 1024 bytes"),
+    ],
+    ids=["2000-folders-deep", "a-256-byte-name", "a-1300-byte-path"],
+)
+def test_members_no_file_system_would_hold_are_refused_naming_the_member(
+    sandbox: Sandbox, name: str, why: str
+) -> None:
+    write_tar_gz(sandbox.archive, [*good_entries(), member(name)])
+    error = sandbox.refuse(why)  # a bad archive, not a local write failure or a crash
+    assert name[:100] in str(error)
+
+
 def test_more_members_than_the_limit_are_refused(sandbox: Sandbox) -> None:
     write_tar_gz(sandbox.archive, good_entries())  # 5 members
     sandbox.extract(ExtractLimits(max_members=5))

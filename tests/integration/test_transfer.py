@@ -27,9 +27,9 @@ from mlhub_sync.net.client import USER_AGENT
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.transfer.curl import Cancelled, CurlDriver
 from mlhub_sync.transfer.local import copy_or_link
-from mlhub_sync.tree import Tree
 from mlhub_sync.transfer.ops import FetchState, StartedCallback, TransferRequest, TransferResult
 from mlhub_sync.transfer.rules import Transfers
+from mlhub_sync.tree import Tree
 from tests.support.server import Fault, RequestRecord, TestServer
 
 SIZE = 300_000  # several of the server's 64 KiB chunks
