@@ -279,7 +279,7 @@ def local_file_part(s: Scene) -> Check:
     return then
 
 
-def _asset_folder(folder: str) -> Check:
+def _asset_folder(folder: str) -> Callable[[Scene], Check]:
     def plant(s: Scene) -> Check:
         s.plan()  # the catalog is installed: the folder exists, with its JSON
         link(s.out / folder, s.canary_dir)
@@ -297,7 +297,7 @@ def _asset_folder(folder: str) -> Check:
 
         return then
 
-    return plant  # type: ignore[return-value]
+    return plant
 
 
 def install_folder(s: Scene) -> Check:
