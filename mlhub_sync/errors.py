@@ -14,6 +14,8 @@ CatalogError          1      the catalog could not be fetched, verified or index
 TransferError         1      one asset could not be transferred (``retryable`` says if a
                              retry may help); aggregated into :class:`ApplyError`
 FatalLocalError       1      a local failure that stops the whole run (disk full, read-only)
+SymlinkError          1      a link under an output folder where a folder or file of ours
+                             should be (a FatalLocalError; one asset's failure in a transfer)
 ApplyError            1      a run finished and some assets failed (the report has them)
 ====================  =====  =============================================================
 
@@ -158,6 +160,21 @@ class TransferError(MlhubSyncError):
 
 class FatalLocalError(MlhubSyncError):
     """A local failure that makes every further transfer pointless (disk full, read-only fs)."""
+
+
+class SymlinkError(FatalLocalError):
+    """A symbolic link where mlhub-sync expected one of its folders or files under an output
+    folder: never followed (``tree.py``). Fatal for the dataset's own files (state db, lock,
+    catalog tree); under an asset's folder the transfer makes it that asset's failure."""
+
+    def __init__(self, path: str, what: str = "folder"):
+        super().__init__(
+            f"the {what} is a symbolic link, and mlhub-sync never follows links under the "
+            "output folder",
+            subject=path,
+            hint=f"remove the link (or put a real {what} in its place), then run again",
+        )
+        self.path, self.what = path, what
 
 
 class ApplyError(MlhubSyncError):

@@ -2,5 +2,6 @@
 journal writer), where jobs run (``runner``: the :class:`Runner` interface and its libcurl
 threads), what a job is (``jobs``) and the error report (``report``).
 
-May import: ``errors``, ``net``, ``progress``, ``state``, ``stac``, ``plan``, ``transfer``.
+May import: ``errors``, ``tree``, ``net``, ``progress``, ``state``, ``stac``, ``plan``,
+``transfer``.
 """

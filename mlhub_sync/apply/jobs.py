@@ -13,11 +13,12 @@ import hashlib
 import logging
 import os
 import random
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mlhub_sync.errors import FatalLocalError, MlhubSyncError, TransferError
+from mlhub_sync.errors import FatalLocalError, MlhubSyncError, SymlinkError, TransferError
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.plan.adopt import Adopt, AskHost, Evidence, HashFile, Replace, adopt
 from mlhub_sync.plan.build import Step
@@ -28,6 +29,7 @@ from mlhub_sync.transfer.curl import Cancelled
 from mlhub_sync.transfer.local import copy_or_link
 from mlhub_sync.transfer.ops import FetchState, Steps, TransferRequest
 from mlhub_sync.transfer.rules import Transfers
+from mlhub_sync.tree import Tree
 
 log = logging.getLogger("mlhub_sync.apply.executor")
 
@@ -128,8 +130,16 @@ def task_ended(emit: Callable[[Event], None], error: BaseException | None) -> bo
     return True
 
 
+# Failures of one path, not of its href: the href's other paths still get their own try.
+_PATH_FAILURES = frozenset({"local-write", "symlink"})
+
+
 class JobSteps:
-    """One worker's jobs as transfer operations; ``emit`` hears the events."""
+    """One worker's jobs as transfer operations; ``emit`` hears the events.
+
+    Its :class:`~mlhub_sync.tree.Tree` (rooted at ``asset_dir``) reaches every file without
+    following links and keeps the worker's folders open; :meth:`close` it at the end.
+    """
 
     def __init__(
         self,
@@ -146,7 +156,14 @@ class JobSteps:
         # the asset folder may be one of its members: adopted only on a checksum match.
         self.catalog_since_ns = catalog_since_ns
         self.emit, self.stopped = emit, stopped
-        self.transfers = Transfers(policy=policy, rand=rand, on_started=self.on_started)
+        self.tree = Tree(asset_dir, create=True)
+        self.transfers = Transfers(
+            policy=policy, rand=rand, on_started=self.on_started, tree=self.tree
+        )
+
+    def close(self) -> None:
+        """Close the worker's open folders."""
+        self.tree.close()
 
     def on_started(self, req: TransferRequest, validator: str | None, total: int | None) -> None:
         """A ``.part``'s start, as a :class:`Started` event (the ``on_started`` hook)."""
@@ -178,9 +195,8 @@ class JobSteps:
                     emit(Failed(step, failure, 0))
                     continue
                 if primary is not None:
-                    self.transfers.ensure_dir(dest.parent)
-                    copy_or_link(primary[0], dest)
-                    emit(Done(step, _record_for(step, dest, primary[1]), "linked", 0))
+                    placed = copy_or_link(self.tree, primary[0], dest)
+                    emit(Done(step, _record_for(step, placed, primary[1]), "linked", 0))
                     continue
                 record, transferred, resumed = yield from self._download(step, dest, state)
                 if resumed:
@@ -193,7 +209,7 @@ class JobSteps:
                 primary = (dest, record)
             except TransferError as exc:
                 emit(Failed(step, exc, max(1, state.attempts)))
-                if exc.error_class != "local-write":
+                if exc.error_class not in _PATH_FAILURES:
                     failure = exc
 
     def _download(
@@ -225,16 +241,15 @@ class JobSteps:
         """Adopt the file at ``dest`` on evidence (``plan.adopt`` decides; this gathers the
         evidence it asks for), or return ``None``: it must be replaced."""
         d = step.desired
-        try:
-            stat = os.stat(dest)
-        except FileNotFoundError:
-            return None
+        found = self._lstat(dest)
+        if found is None or not stat.S_ISREG(found.st_mode):
+            return None  # gone, or a link (never followed): replaced by a download
         since = self.catalog_since_ns
         evidence = Evidence(
-            stat.st_size,
+            found.st_size,
             from_catalog=since is not None
             and step.reason is Reason.UNTRACKED
-            and stat.st_ctime_ns >= since,
+            and found.st_ctime_ns >= since,
         )
         while True:
             verdict = adopt(
@@ -246,7 +261,7 @@ class JobSteps:
             )
             if isinstance(verdict, Adopt):
                 return FileRecord(
-                    d.path, d.href, stat.st_size, stat.st_mtime_ns, verdict.md5, d.checksum,
+                    d.path, d.href, found.st_size, found.st_mtime_ns, verdict.md5, d.checksum,
                     None, verdict.evidence,
                 )  # fmt: skip
             if isinstance(verdict, Replace):
@@ -255,7 +270,8 @@ class JobSteps:
             if isinstance(verdict, HashFile):
                 md5 = hashlib.md5()
                 other = verdict.claim.new() if verdict.claim is not None else None
-                hash_file(dest, md5, *([other] if other is not None else []))
+                if not self._hash(dest, md5, *([other] if other is not None else [])):
+                    return None
                 claimed = other.hexdigest() if other is not None else None
                 evidence = replace(
                     evidence, hashed=True, md5=md5.hexdigest(), claimed_digest=claimed
@@ -269,15 +285,34 @@ class JobSteps:
                 size, server = None, None
             evidence = replace(evidence, asked_host=True, head_size=size, server_md5=server)
 
+    def _lstat(self, dest: Path) -> os.stat_result | None:
+        try:
+            with self.tree.folder(dest.parent) as folder:
+                return folder.lstat(dest.name)
+        except (SymlinkError, FileNotFoundError, NotADirectoryError):
+            return None
 
-def _record_for(step: Step, dest: Path, primary: FileRecord) -> FileRecord:
-    stat = os.stat(dest)
+    def _hash(self, dest: Path, *hashers: object) -> bool:
+        """Feed ``dest``'s bytes to ``hashers``; False when it is no longer a plain file of
+        the tree (a link now, or gone)."""
+        try:
+            with (
+                self.tree.folder(dest.parent) as folder,
+                os.fdopen(folder.open(dest.name, os.O_RDONLY), "rb") as stream,
+            ):
+                hash_file(stream, *hashers)
+        except (SymlinkError, FileNotFoundError):
+            return False
+        return True
+
+
+def _record_for(step: Step, placed: os.stat_result, primary: FileRecord) -> FileRecord:
     d = step.desired
     return FileRecord(
         d.path,
         d.href,
-        stat.st_size,
-        stat.st_mtime_ns,
+        placed.st_size,
+        placed.st_mtime_ns,
         primary.md5,
         primary.checksum,  # what the bytes were verified against, not what this entry claims
         primary.validator,

@@ -3,17 +3,22 @@
 Never an untracked file (only paths in ``files``), never after a run with errors or with
 unreadable catalog documents (the selection may be incomplete), never more than
 ``max_delete`` without ``force``.
+
+Never through a link (``tree.py``): each file is unlinked by name in its folder, and its
+folders are opened without following links. A link where one of its folders should be is
+skipped with a warning and the file stays tracked: it was not deleted, and it is deleted once
+the folder is a real one again (or forgotten once it is gone). A link in the file's own place
+is removed itself; what it points to is untouched.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from pathlib import Path
 
-from mlhub_sync.errors import PruneRefusedError
+from mlhub_sync.errors import PruneRefusedError, SymlinkError
 from mlhub_sync.state.db import StateDB
+from mlhub_sync.tree import Tree
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +47,26 @@ def prune_files(db: StateDB, asset_dir: Path, max_delete: int, force: bool) -> i
         )
     deleted = 0
     last = ""
-    while paths := db.selection.not_desired_after(last, _PAGE):
-        last = paths[-1]
-        for path in paths:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(asset_dir / path)
-            deleted += 1
-            log.info("pruned %s", path)
-        with db.transaction():
-            db.delete_files(paths)
+    with Tree(asset_dir) as tree:
+        while paths := db.selection.not_desired_after(last, _PAGE):
+            last = paths[-1]
+            gone = [path for path in paths if _delete(tree, asset_dir, path)]
+            deleted += len(gone)
+            with db.transaction():
+                db.delete_files(gone)
     return deleted
+
+
+def _delete(tree: Tree, asset_dir: Path, rel: str) -> bool:
+    """Unlink ``rel`` without following a link; True when it is gone (or was already)."""
+    path = asset_dir / rel
+    try:
+        with tree.folder(path.parent) as folder:
+            folder.unlink(path.name)
+    except SymlinkError as exc:
+        log.warning("not pruning %s: %s is a symbolic link (never followed)", rel, exc.subject)
+        return False
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # its folder is gone (or a file now): so is the file
+    log.info("pruned %s", rel)
+    return True

@@ -4,14 +4,14 @@ Columns: dataset, collection, item, asset_key, url (secrets redacted), error (HT
 error class), message, attempts; a cell a spreadsheet would run as a formula starts with
 ``'`` (``net.display.csv_cell``). Rows are streamed to a ``.part`` file as failures happen, so
 memory stays flat; the report replaces the previous one at the end of the run, and is removed
-when a run has no failures.
+when a run has no failures. Both names are reached in the dataset folder without following
+links (``tree.py``): a link planted as either is replaced or removed, never written through.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -19,6 +19,7 @@ from typing import IO
 from mlhub_sync.errors import FatalLocalError, MlhubSyncError, TransferError
 from mlhub_sync.net.display import csv_cell
 from mlhub_sync.net.redact import redact_url, scrub
+from mlhub_sync.tree import opened
 
 REPORT_NAME = "mlhub_errors.csv"
 
@@ -30,6 +31,7 @@ class ErrorReport:
     """Collects failures of one dataset's run."""
 
     def __init__(self, dataset_dir: Path, dataset_id: str, secrets: Sequence[str] = ()):
+        self.folder = dataset_dir
         self.path = dataset_dir / REPORT_NAME
         self._tmp = dataset_dir / f"{REPORT_NAME}.part"
         self.dataset_id = dataset_id
@@ -50,7 +52,9 @@ class ErrorReport:
         """Record one failed asset."""
         if self._writer is None:
             try:
-                self._file = self._tmp.open("w", newline="", encoding="utf-8")
+                with opened(self.folder) as folder:  # a fresh inode, whatever had the name
+                    fd = folder.create(self._tmp.name)
+                self._file = open(fd, "w", newline="", encoding="utf-8")  # noqa: SIM115
             except OSError as exc:
                 raise FatalLocalError(
                     f"cannot write the error report: {exc.strerror or exc}",
@@ -80,8 +84,9 @@ class ErrorReport:
         if self._file is not None:
             self._file.close()
             self._file = None
-            os.replace(self._tmp, self.path)
+            with opened(self.folder) as folder:
+                folder.replace(self._tmp.name, folder, REPORT_NAME)
             return self.path
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        with contextlib.suppress(FileNotFoundError), opened(self.folder) as folder:
+            folder.unlink(REPORT_NAME)
         return None

@@ -155,4 +155,5 @@ class CurlThreads:
             ended(None, exc)
         finally:
             runner.close()
+            jobs.close()
             emit(WORKER_DONE)

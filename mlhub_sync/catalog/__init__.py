@@ -2,6 +2,6 @@
 indexer (``index``), staging and installing the unpacked tree (``install``) and bringing it all
 up to date from a source (``refresh``).
 
-May import: ``errors``, ``net``, ``progress``, ``state``, ``stac``, ``selection``, ``config``,
-``sources``.
+May import: ``errors``, ``tree``, ``net``, ``progress``, ``state``, ``stac``, ``selection``,
+``config``, ``sources``.
 """

@@ -8,21 +8,28 @@ committed. A bad archive leaves the previous catalog, archive and index as they 
 
 Refused, with the archive and member named: absolute names, ``..``, links (symbolic or hard)
 that point outside the archive, devices and FIFOs, duplicate names, a file and a folder of one
-name, more members or more unpacked bytes than the limits (a decompression bomb). Also refused:
+name, more members or more unpacked bytes than the limits (a decompression bomb), a name
+component longer than a file system takes (:data:`MAX_NAME_BYTES`), paths nested deeper than
+:data:`MAX_DEPTH` folders or longer than :data:`MAX_PATH_BYTES` in all. Also refused:
 a damaged member header (tarfile alone would end the archive there without a word) and a gzip
 stream whose CRC or length does not match. Skipped: macOS debris (``._*``, ``.DS_Store``,
 ``__MACOSX/``), links that stay inside (a catalog never needs them), and, when installing,
 top-level names that are our own bookkeeping (state db, lock, kept archive).
+
+Members are written into staging through a :class:`~mlhub_sync.tree.Tree` rooted at the
+dataset folder: folders made one by one, never through a link, without recursion.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import gzip
 import logging
 import os
 import posixpath
+import stat
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -31,14 +38,24 @@ from typing import IO
 from urllib.parse import quote
 
 from mlhub_sync.config.models import DEFAULT_LIMITS, ExtractLimits
-from mlhub_sync.errors import CatalogError, DamagedArchiveError, FatalLocalError
+from mlhub_sync.errors import CatalogError, DamagedArchiveError, FatalLocalError, SymlinkError
 from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.stac.document import Document
+from mlhub_sync.tree import Tree
 
 log = logging.getLogger(__name__)
 
 
 _DEBRIS = frozenset({".DS_Store", "__MACOSX", "Thumbs.db"})
+
+
+MAX_NAME_BYTES = 255  # NAME_MAX of every common file system
+
+
+MAX_DEPTH = 64  # folders in a member's path; real catalogs nest a handful
+
+
+MAX_PATH_BYTES = 1024  # a member's whole path, leaving room under PATH_MAX for the folder
 
 
 def is_debris(parts: list[str]) -> bool:
@@ -55,12 +72,26 @@ def member_parts(archive: str, name: str) -> list[str]:
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
         raise _refuse(archive, name, "its path contains '..'")
+    if len(parts) > MAX_DEPTH + 1:
+        raise _refuse(archive, name, f"is nested {len(parts) - 1} folders deep (over {MAX_DEPTH})")
+    sizes = [len(p.encode("utf-8", "surrogateescape")) for p in parts]
+    if any(size > MAX_NAME_BYTES for size in sizes):
+        raise _refuse(archive, name, f"has a name longer than {MAX_NAME_BYTES} bytes")
+    if sum(sizes) + len(sizes) > MAX_PATH_BYTES:
+        raise _refuse(archive, name, f"has a path longer than {MAX_PATH_BYTES} bytes")
     return parts
+
+
+def _shown(member: str) -> str:
+    """A member name for a message: whole, or its two ends when it is very long."""
+    if len(member) <= 300:
+        return repr(member)
+    return f"{member[:160]!r}...{member[-80:]!r} ({len(member)} characters)"
 
 
 def _refuse(archive: str, member: str, why: str) -> CatalogError:
     return CatalogError(
-        f"refusing the archive: member {member!r} {why}",
+        f"refusing the archive: member {_shown(member)} {why}",
         subject=archive,
         hint="the archive is damaged or hostile; nothing was extracted and the previous "
         "catalog is unchanged",
@@ -80,15 +111,14 @@ def extract_archive(
     and a failure there raises :class:`CatalogError` like any other refusal.
     """
     shown = str(archive)
-    size = archive.stat().st_size
-    byte_cap = limits.byte_cap(size)
     unpacked = 0
     members = 0
-    made_dirs: set[str] = set()
     with (
-        archive.open("rb") as raw,
+        _open_kept(archive) as raw,
+        Tree(staging.parent) as tree,  # staging is a folder of the dataset folder
         reporter.stage(f"unarchive {archive.name}", unit="files") as stage,
     ):
+        byte_cap = limits.byte_cap(os.fstat(raw.fileno()).st_size)
         gz = gzip.GzipFile(fileobj=raw, mode="rb")
         tap = _Tap(gz)
         try:
@@ -123,7 +153,7 @@ def extract_archive(
                         )
                     source = tar.extractfile(member)
                     assert source is not None
-                    data = _stage_file(shown, staging, rel, source, member.size, made_dirs)
+                    data = _stage_file(shown, tree, staging, rel, source, member.size)
                     stage.update()
                     if data is not None:
                         yield Document(rel, data, base_url + quote(rel, safe="/"))
@@ -141,6 +171,16 @@ def extract_archive(
             ) from exc
 
 
+def _open_kept(archive: Path) -> IO[bytes]:
+    """The kept archive (ours, in the dataset folder), never read through a link."""
+    try:
+        return open(os.open(archive, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SymlinkError(str(archive), "catalog archive") from None
+        raise
+
+
 def _explain(exc: BaseException, archive: Path) -> str:
     text = str(exc) or exc.__class__.__name__
     if isinstance(exc, EOFError):
@@ -148,7 +188,7 @@ def _explain(exc: BaseException, archive: Path) -> str:
     if isinstance(exc, gzip.BadGzipFile) and "CRC" in text:
         return "its gzip checksum does not match: " + text
     if isinstance(exc, gzip.BadGzipFile):
-        with contextlib.suppress(OSError), archive.open("rb") as raw:
+        with contextlib.suppress(OSError, SymlinkError), _open_kept(archive) as raw:
             head = raw.read(64).lstrip().lower()
             if head.startswith(b"<"):
                 return "it is an HTML or XML page, not an archive (an error page?)"
@@ -216,29 +256,26 @@ def _check_link(archive: str, member: tarfile.TarInfo, parts: list[str]) -> None
 _CLASH_FOLDER = "needs a folder where another member is a file"
 
 
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
 def _stage_file(
-    archive: str, staging: Path, rel: str, source: IO[bytes], size: int, made_dirs: set[str]
+    archive: str, tree: Tree, staging: Path, rel: str, source: IO[bytes], size: int
 ) -> bytes | None:
-    """Write one member into ``staging``; return its bytes when it is a JSON document."""
-    parent = posixpath.dirname(rel)
-    if parent and parent not in made_dirs:
-        try:
-            os.makedirs(staging / parent, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            raise _refuse(archive, rel, _CLASH_FOLDER) from None
-        except OSError as exc:
-            raise _local_failure(staging, exc) from exc
-        if len(made_dirs) > 100_000:
-            made_dirs.clear()  # keep memory flat; makedirs is idempotent
-        made_dirs.add(parent)
-    target = staging / rel
+    """Write one member into ``staging`` (folders through ``tree``); return its bytes when it
+    is a JSON document."""
+    parent, name = posixpath.split(rel)
     keep = rel.lower().endswith(".json") and size <= 64 * 2**20
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    except FileExistsError:
-        if target.is_dir():
-            raise _refuse(archive, rel, "is a file where another member is a folder") from None
-        raise _refuse(archive, rel, "appears twice in the archive") from None
+        with tree.folder(staging / parent if parent else staging, create=True) as folder:
+            try:
+                fd = os.open(name, _NEW_FILE, 0o644, dir_fd=folder.fd)
+            except FileExistsError:
+                there = folder.lstat(name)
+                if there is not None and stat.S_ISDIR(there.st_mode):
+                    why = "is a file where another member is a folder"
+                    raise _refuse(archive, rel, why) from None
+                raise _refuse(archive, rel, "appears twice in the archive") from None
     except NotADirectoryError:
         raise _refuse(archive, rel, _CLASH_FOLDER) from None
     except OSError as exc:

@@ -1,19 +1,26 @@
 """Staging and installing an unpacked catalog tree: a fresh staging folder inside the dataset
 folder, moved into place with renames; our own bookkeeping names and managed assets are never
-overwritten."""
+overwritten.
+
+Every folder and file is reached from the dataset folder without following links
+(``tree.py``): a link where a catalog folder should be is refused (:class:`SymlinkError`, so
+the previous index stays), a link where a catalog file should be is replaced itself, and
+links planted inside the staging folder are left behind."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
-import shutil
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from mlhub_sync.errors import CatalogError
+from mlhub_sync.errors import CatalogError, FatalLocalError, SymlinkError
 from mlhub_sync.state.db import DB_NAME
 from mlhub_sync.state.lock import LOCK_NAME
+from mlhub_sync.tree import Folder, Tree, is_link, opened
+from mlhub_sync.tree import remove_tree as remove_below
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +29,21 @@ STAGING_PREFIX = ".mlhub-staging"
 
 def staging_dir(dataset_dir: Path) -> Path:
     """A fresh staging folder inside ``dataset_dir`` (leftovers of a killed run removed)."""
-    dataset_dir.mkdir(parents=True, exist_ok=True)
-    for old in dataset_dir.glob(f"{STAGING_PREFIX}*"):
-        shutil.rmtree(old, ignore_errors=True)
-    path = dataset_dir / f"{STAGING_PREFIX}-{os.getpid()}"
-    path.mkdir()
-    return path
+    name = f"{STAGING_PREFIX}-{os.getpid()}"
+    try:
+        with opened(dataset_dir, create=True) as folder:
+            for entry in folder.names():
+                if entry.name.startswith(STAGING_PREFIX):
+                    with contextlib.suppress(OSError):
+                        remove_below(folder, entry.name)
+            os.mkdir(name, dir_fd=folder.fd)
+    except OSError as exc:
+        raise FatalLocalError(
+            f"cannot make the staging folder: {exc.strerror or exc}",
+            subject=str(dataset_dir / name),
+            hint="free disk space or fix the dataset folder's permissions, then run again",
+        ) from exc
+    return dataset_dir / name
 
 
 def catalog_root(staging: Path) -> Path:
@@ -36,60 +52,85 @@ def catalog_root(staging: Path) -> Path:
     Archives put everything under one top folder (normally the dataset id, but any name
     works); an archive without a top folder is taken as it is.
     """
-    if (staging / "catalog.json").exists():
-        return staging
-    entries = list(staging.iterdir())
-    if len(entries) == 1 and entries[0].is_dir():
-        return entries[0]
+    with opened(staging) as folder:
+        if folder.lstat("catalog.json") is not None:
+            return staging
+        entries = folder.names()
+    if len(entries) == 1 and entries[0].is_dir(follow_symlinks=False):
+        return staging / entries[0].name
     return staging
 
 
 def install(root: Path, dataset_dir: Path, protected: Callable[[str], bool]) -> int:
-    """Move the staged tree under ``root`` into ``dataset_dir``; return the entries moved.
+    """Move the staged tree under ``root`` (inside ``dataset_dir``, as staging always is) into
+    ``dataset_dir``; return the entries moved.
 
     A staged folder whose target does not exist yet (every folder, on a first sync) moves
     whole, with one rename: no per-file moves, and nothing left to delete. Elsewhere files
     move one by one. A staged file whose path is an asset we manage (``protected``) is not
     moved: an archive that ships a copy of an asset must not overwrite the verified download.
     Nor is anything whose top-level name is one of ours (the state db, the lock, the kept
-    archive, staging).
+    archive, staging). A target folder that is a link raises :class:`SymlinkError`.
     """
+    if dataset_dir not in root.parents:
+        raise ValueError(f"the staged tree {root} is not inside {dataset_dir}")
     moved = 0
-    for folder, dirs, files in os.walk(root):
-        rel_folder = os.path.relpath(folder, root)
-        if rel_folder == ".":
-            for name in [d for d in dirs if is_bookkeeping(d)]:
-                log.warning("not installing %s/ from the catalog: the name is reserved", name)
-                dirs.remove(name)
-            for name in [f for f in files if is_bookkeeping(f)]:
-                log.warning("not installing %s from the catalog: the name is reserved", name)
-                files.remove(name)
-        target_folder = dataset_dir if rel_folder == "." else dataset_dir / rel_folder
-        for name in list(dirs):
-            target = target_folder / name
-            rel = name if rel_folder == "." else f"{rel_folder}/{name}"
-            if os.path.lexists(target) and not target.is_dir() and not protected(rel):
-                target.unlink()  # the catalog turned a file into a folder
-            if not os.path.lexists(target):  # nothing of ours below it: move it whole
-                os.rename(os.path.join(folder, name), target)
-                dirs.remove(name)
-                moved += 1
-        if files:
-            target_folder.mkdir(parents=True, exist_ok=True)
-        for name in files:
-            rel = name if rel_folder == "." else f"{rel_folder}/{name}"
-            if protected(rel):
-                continue
-            if (target_folder / name).is_dir() and not (target_folder / name).is_symlink():
-                raise CatalogError(
-                    f"the new catalog has a file {rel!r} where a folder is on disk",
-                    subject=str(target_folder / name),
-                    hint="move that folder away (it may hold assets of the old catalog), "
-                    "then run again",
-                )
-            os.replace(os.path.join(folder, name), target_folder / name)
-            moved += 1
+    pending = [""]  # folders (relative) whose target exists: their entries move one by one
+    with Tree(dataset_dir) as tree:
+        while pending:
+            rel = pending.pop()
+            with (
+                tree.folder(root / rel if rel else root) as src,
+                tree.folder(dataset_dir / rel if rel else dataset_dir, create=True) as dst,
+            ):
+                for entry in src.names():
+                    name = entry.name
+                    sub = f"{rel}/{name}" if rel else name
+                    if entry.is_dir(follow_symlinks=False):
+                        if not rel and is_bookkeeping(name):
+                            log.warning(
+                                "not installing %s/ from the catalog: the name is reserved", name
+                            )
+                        elif _move_folder(src, dst, name, sub, protected):
+                            moved += 1
+                        else:
+                            pending.append(sub)
+                    elif entry.is_file(follow_symlinks=False):
+                        if not rel and is_bookkeeping(name):
+                            log.warning(
+                                "not installing %s from the catalog: the name is reserved", name
+                            )
+                        elif not protected(sub):
+                            _move_file(src, dst, name, sub)
+                            moved += 1
     return moved
+
+
+def _move_folder(
+    src: Folder, dst: Folder, name: str, rel: str, protected: Callable[[str], bool]
+) -> bool:
+    """Move a staged folder whole when nothing is at its target; False: descend into it."""
+    target = dst.lstat(name)
+    if is_link(target):
+        raise SymlinkError(dst.child(name), "folder")
+    if target is not None and not stat.S_ISDIR(target.st_mode) and not protected(rel):
+        dst.unlink(name)  # the catalog turned a file into a folder
+        target = None
+    if target is not None:
+        return False
+    src.replace(name, dst, name)  # nothing of ours below it: move it whole
+    return True
+
+
+def _move_file(src: Folder, dst: Folder, name: str, rel: str) -> None:
+    target = dst.lstat(name)
+    if target is not None and stat.S_ISDIR(target.st_mode):
+        raise CatalogError(
+            f"the new catalog has a file {rel!r} where a folder is on disk",
+            subject=dst.child(name),
+            hint="move that folder away (it may hold assets of the old catalog), then run again",
+        )
+    src.replace(name, dst, name)  # a link in its place is replaced, never written through
 
 
 def is_bookkeeping(name: str) -> bool:
@@ -100,6 +141,6 @@ def is_bookkeeping(name: str) -> bool:
 
 
 def remove_tree(path: Path) -> None:
-    """Remove a staging folder, quietly."""
-    with contextlib.suppress(FileNotFoundError):
-        shutil.rmtree(path)
+    """Remove a staging folder, quietly (never through a link, at any depth)."""
+    with contextlib.suppress(FileNotFoundError), opened(path.parent) as folder:
+        remove_below(folder, path.name)

@@ -101,7 +101,7 @@ class Plan:
 
 def _stat(path: str) -> DiskState | None:
     try:
-        st = os.stat(path)
+        st = os.lstat(path)  # a link is not a file of ours: it is replaced, never followed
     except (FileNotFoundError, NotADirectoryError):
         return None
     return DiskState(st.st_size, st.st_mtime_ns, (st.st_mode & 0o170000) == 0o100000)

@@ -3,13 +3,16 @@ verified GET), or copied from a local file.
 
 The archive is kept as ``{dataset_dir}/{dataset_id}.tar.gz``. A new version is written beside
 it (``.part``) and only replaces it once extraction has verified it; the validators (ETag,
-Last-Modified) of the kept copy make the next fetch a cheap 304.
+Last-Modified) of the kept copy make the next fetch a cheap 304. Both are reached without
+following links (``tree.py``): a link in either place is no kept copy, and is replaced.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import stat as st
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -31,6 +34,7 @@ from mlhub_sync.state.db import StateDB
 from mlhub_sync.transfer.curl import Cancelled, CurlDriver
 from mlhub_sync.transfer.ops import FetchState, Progress, TransferRequest
 from mlhub_sync.transfer.rules import Transfers
+from mlhub_sync.tree import Tree, opened
 
 
 def archive_path(dataset_dir: Path, dataset_id: str) -> Path:
@@ -66,10 +70,11 @@ def fetch_remote(
     archive resolve (default: beside the URL the archive came from, after redirects).
     """
     source = redact_url(url)
+    kept_stat = kept_file(kept)
     known = (
-        kept.exists()
+        kept_stat is not None
         and db.get_meta("archive_source") == source
-        and str(kept.stat().st_size) == db.get_meta("archive_size")
+        and str(kept_stat.st_size) == db.get_meta("archive_size")
     )
     resuming = db.get_meta("archive_part_source") == source
     fetched = kept.with_name(kept.name + ".part")
@@ -94,7 +99,8 @@ def fetch_remote(
         with db.transaction():  # what lets the next run resume this part
             db.set_meta({"archive_part_source": source, "archive_part_validator": validator})
 
-    transfers = Transfers(policy=http.policy, rand=http.rand, on_started=started)
+    tree = Tree(kept.parent)  # the .part is written, resumed and renamed in it, by name
+    transfers = Transfers(policy=http.policy, rand=http.rand, on_started=started, tree=tree)
     driver = CurlDriver(
         1, stop=http.stop, connect_timeout=http.connect_timeout, read_timeout=http.read_timeout
     )
@@ -109,6 +115,7 @@ def fetch_remote(
     finally:
         driver.close()
         progress.close()
+        tree.close()
     base = base_url or folder_url(result.url)
     if result.not_modified:
         return FetchedArchive(kept, db.get_meta("archive_sha256") or "", base, False)
@@ -166,6 +173,14 @@ class _StageProgress(Progress):
             self.stage = None
 
 
+def kept_file(kept: Path) -> os.stat_result | None:
+    """The kept copy's own stat, when it is a plain file (a link is no kept copy)."""
+    with contextlib.suppress(FileNotFoundError), opened(kept.parent) as folder:
+        found = folder.lstat(kept.name)
+        return found if found is not None and st.S_ISREG(found.st_mode) else None
+    return None
+
+
 def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
     """Take a local archive: copy it to ``kept`` when it changed (by size and mtime)."""
     try:
@@ -178,9 +193,13 @@ def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
         ) from None
     base = source.parent.resolve().as_uri() + "/"
     signature = f"{stat.st_size}:{stat.st_mtime_ns}"
-    same_file = kept.exists() and os.path.samefile(source, kept)
+    kept_stat = kept_file(kept)
+    same_file = kept_stat is not None and (kept_stat.st_dev, kept_stat.st_ino) == (
+        stat.st_dev,
+        stat.st_ino,
+    )
     if (
-        kept.exists()
+        kept_stat is not None
         and db.get_meta("archive_source") == str(source)
         and db.get_meta("archive_signature") == signature
     ):
@@ -198,12 +217,16 @@ def copy_local(source: Path, kept: Path, db: StateDB) -> FetchedArchive:
         with source.open("rb") as src:
             if same_file:
                 hash_file(src, digest)
-            else:
-                with target.open("wb") as out:
+            else:  # a fresh inode: a link planted as the .part is removed, not written through
+                with (
+                    opened(kept.parent) as folder,
+                    os.fdopen(folder.create(target.name), "wb") as out,
+                ):
                     hash_file(src, digest, copy=out.write)
     except OSError as exc:
         if not same_file:
-            target.unlink(missing_ok=True)
+            with contextlib.suppress(OSError), opened(kept.parent) as folder:
+                folder.unlink(target.name)
         raise FatalLocalError(
             f"cannot copy the archive: {exc.strerror or exc}", subject=str(source)
         ) from exc

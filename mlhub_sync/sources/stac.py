@@ -30,6 +30,7 @@ from mlhub_sync.selection.layout import collection_dir, safe_component
 from mlhub_sync.sources.base import CrawledCatalog, SourceContext
 from mlhub_sync.stac.document import Document, document_kind
 from mlhub_sync.stac.href import LocalHrefs, check_local_href, normalize_href
+from mlhub_sync.tree import create_new
 
 log = logging.getLogger(__name__)
 
@@ -180,10 +181,9 @@ def _place(
 
 
 def _stage(staging: Path, rel: str, data: bytes) -> bool:
-    target = staging / rel
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # staging is a folder of the dataset folder: from there on, no link is followed (tree.py)
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        fd = create_new(staging.parent, staging / rel)
     except FileExistsError:
         log.warning("two STAC documents map to %s; keeping the first", rel)
         return False

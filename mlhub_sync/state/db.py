@@ -18,12 +18,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from mlhub_sync.errors import FatalLocalError, NotSyncedError, StateError
+from mlhub_sync.errors import FatalLocalError, NotSyncedError, StateError, SymlinkError
 from mlhub_sync.state.index import IndexTables
 from mlhub_sync.state.pins import LockPins
 from mlhub_sync.state.plan import PlanTables
 from mlhub_sync.state.schema import DB_NAME, SCHEMA, SCHEMA_VERSION, FileRecord, PartialRecord
 from mlhub_sync.state.selection import SelectionTables
+from mlhub_sync.tree import is_link, opened
 
 __all__ = ["DB_NAME", "FileRecord", "PartialRecord", "StateDB", "state_error"]
 
@@ -47,7 +48,9 @@ class StateDB:
 
         A file that is not a SQLite db is moved aside (``.corrupt-<time>``) with a warning and
         a new db is started: the state is a cache of facts we can re-establish. A db written by
-        a newer mlhub-sync raises :class:`StateError` instead of being touched.
+        a newer mlhub-sync raises :class:`StateError` instead of being touched. A db (or its
+        ``-wal``, ``-shm``, ``-journal``) that is a symbolic link raises :class:`SymlinkError`:
+        SQLite opens by path and would write through it (:func:`refuse_links`).
         """
         path = dataset_dir / DB_NAME
         if create:
@@ -58,6 +61,7 @@ class StateDB:
                     f"cannot create the dataset folder: {exc.strerror or exc}",
                     subject=str(dataset_dir),
                 ) from exc
+        refuse_links(dataset_dir)
         if not create and not path.exists():
             raise NotSyncedError(
                 "no state db: this dataset has not been synced here yet",
@@ -248,6 +252,24 @@ class StateDB:
 
 
 _FILE_COLUMNS = "path, href, size, mtime_ns, md5, checksum, validator, verified_by"
+
+
+DB_FILES = ("", "-wal", "-shm", "-journal")  # the db and the files SQLite keeps beside it
+
+
+def refuse_links(dataset_dir: Path) -> None:
+    """Raise :class:`SymlinkError` when the state db or a file SQLite keeps beside it is a
+    symbolic link (SQLite opens them by path, following links).
+
+    What this leaves: a link planted between this check and SQLite's own open (or one of the
+    side files SQLite creates later in the run) is followed; Python's ``sqlite3`` cannot ask
+    for ``SQLITE_OPEN_NOFOLLOW``. Only someone writing into the dataset folder during the run
+    can use that window, while the run holds the folder lock.
+    """
+    with contextlib.suppress(FileNotFoundError), opened(dataset_dir) as folder:
+        for suffix in DB_FILES:
+            if is_link(folder.lstat(DB_NAME + suffix)):
+                raise SymlinkError(str(dataset_dir / f"{DB_NAME}{suffix}"), "state db file")
 
 
 def state_error(exc: sqlite3.Error, path: Path) -> StateError | FatalLocalError:

@@ -8,7 +8,8 @@ import socket
 from pathlib import Path
 from types import TracebackType
 
-from mlhub_sync.errors import FatalLocalError, StateLockedError
+from mlhub_sync.errors import FatalLocalError, StateLockedError, SymlinkError
+from mlhub_sync.tree import opened
 
 LOCK_NAME = ".mlhub-sync.lock"
 
@@ -18,6 +19,9 @@ class DatasetLock:
 
     The kernel releases it when the process dies, even by SIGKILL, so a crash never leaves a
     stale lock. The file holds the holder's pid and host, for the message the next one shows.
+    It is opened with ``O_NOFOLLOW`` (``tree.py``): a link in its place is refused
+    (:class:`SymlinkError`), never truncated through; replacing it could race another
+    mlhub-sync taking the lock.
     """
 
     def __init__(self, dataset_dir: Path):
@@ -27,8 +31,10 @@ class DatasetLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`StateLockedError` naming the holder."""
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            with opened(self.path.parent, create=True) as folder:
+                fd = folder.open(LOCK_NAME, os.O_RDWR | os.O_CREAT)
+        except SymlinkError as exc:
+            raise SymlinkError(str(self.path), "lock file") from exc
         except OSError as exc:
             raise FatalLocalError(
                 f"cannot write to the output folder: {exc.strerror or exc}",

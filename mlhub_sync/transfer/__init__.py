@@ -10,5 +10,5 @@ many at once.
 - ``scripted``: a synchronous driver playing recorded responses (for tests);
 - ``local``: ``file:`` copies, hard links, output folders.
 
-May import: ``errors``, ``net``, ``stac``.
+May import: ``errors``, ``tree``, ``net``, ``stac``.
 """

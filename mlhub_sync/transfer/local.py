@@ -1,5 +1,9 @@
 """Local files: ``file:`` hrefs copied (and verified like a download), hard links for hrefs
-shared by several paths (:func:`copy_or_link`), and output folders made once per worker.
+shared by several paths (:func:`copy_or_link`), and an asset's folder (:func:`asset_folder`).
+
+Everything goes through a worker's :class:`~mlhub_sync.tree.Tree`: folders are opened (and
+made) without following links, files by name in them (``tree.py``'s rule). A link where an
+asset's folder should be fails that asset (error class ``symlink``), not the run.
 """
 
 from __future__ import annotations
@@ -10,37 +14,48 @@ from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from mlhub_sync.errors import TransferError
+from mlhub_sync.errors import SymlinkError, TransferError
 from mlhub_sync.net.headers import Headers
 from mlhub_sync.stac.checksum import Multihash, hash_file
 from mlhub_sync.transfer import checks
 from mlhub_sync.transfer.ops import TransferRequest, TransferResult
-from mlhub_sync.transfer.sink import Hashes, discard, local_error
+from mlhub_sync.transfer.sink import Hashes, create_fresh, discard, local_error, publish
+from mlhub_sync.tree import Entry, Folder, Tree
 
-_MAX_CACHED_DIRS = 50_000
 
-
-def ensure_dir(folder: Path, known: set[str]) -> None:
-    """Create ``folder`` unless ``known`` (a worker's cache: a mkdir per file adds up) has it."""
-    key = str(folder)
-    if key in known:
-        return
+def asset_folder(tree: Tree, folder: Path) -> Folder:
+    """``folder`` (an asset's), held in ``tree`` and made when missing; give it back with
+    ``tree.release``. A link in its place fails this asset only (``symlink``); other local
+    failures are :func:`local_error`\\ s."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        return tree.hold(folder, create=True)
+    except SymlinkError as exc:
+        raise symlink_failure(exc) from None
     except OSError as exc:
         raise local_error(exc, folder) from exc
-    if len(known) > _MAX_CACHED_DIRS:
-        known.clear()
-    known.add(key)
 
 
-def copy_local(req: TransferRequest, claim: Multihash | None) -> TransferResult:
-    """Copy the ``file:`` URL ``req.url`` to ``req.dest`` through a ``.part``, verified."""
+def symlink_failure(exc: SymlinkError) -> TransferError:
+    """A link where an asset's folder or file should be, as that asset's failure (the
+    report shows the message, so it names the link)."""
+    return TransferError(
+        f"the {exc.what} {exc.path} is a symbolic link, and mlhub-sync never follows links "
+        "under the output folder",
+        subject=exc.path,
+        retryable=False,
+        error_class="symlink",
+        hint=exc.hint,
+    )
+
+
+def copy_local(req: TransferRequest, claim: Multihash | None, folder: Folder) -> TransferResult:
+    """Copy the ``file:`` URL ``req.url`` to ``req.dest`` (in ``folder``) through a ``.part``,
+    verified."""
     source = Path(url2pathname(urlsplit(req.url).path))
-    part = Path(f"{req.dest}.part")
+    part = folder.entry(f"{req.dest.name}.part")
     hashes = Hashes(claim, req.checksum_mode != "off", req.digests)
     try:
-        with source.open("rb") as src, part.open("wb") as out:
+        with source.open("rb") as src, os.fdopen(create_fresh(part), "wb") as out:
             size = hash_file(src, *hashes.hashers, copy=out.write)
             out.flush()
             os.fsync(out.fileno())
@@ -70,31 +85,43 @@ def copy_local(req: TransferRequest, claim: Multihash | None) -> TransferResult:
         raise TransferError(
             outcome.message, subject=str(source), retryable=False, error_class="checksum-mismatch"
         )
-    try:
-        os.replace(part, req.dest)
-        stat = os.stat(req.dest)
-    except OSError as exc:
-        raise local_error(exc, req.dest) from exc
+    stat = publish(part, req.dest.name)
     return TransferResult(
         stat.st_size, stat.st_mtime_ns, outcome.md5, None, outcome.by, size, 1, False, req.url,
         digests=hashes.extra_hex(),
     )  # fmt: skip
 
 
-def copy_or_link(source: Path, dest: Path) -> None:
-    """Place ``source``'s bytes at ``dest`` (whose folder exists): a hard link when possible,
-    else a copy."""
-    tmp = Path(f"{dest}.part")
-    discard(tmp)
+def copy_or_link(tree: Tree, source: Path, dest: Path) -> os.stat_result:
+    """Place ``source``'s bytes (a file of ``tree``) at ``dest``: a hard link when possible,
+    else a copy, through ``{dest}.part``; ``dest``'s folder is made. The stat of ``dest``."""
+    src = asset_folder(tree, source.parent)
     try:
-        os.link(source, tmp)
-    except OSError:
+        into = asset_folder(tree, dest.parent)
         try:
-            shutil.copyfile(source, tmp)
-        except OSError as exc:
+            tmp = into.entry(f"{dest.name}.part")
             discard(tmp)
-            raise local_error(exc, dest) from exc
+            try:
+                src.link(source.name, into, tmp.name)
+            except OSError:
+                _copy(src, source.name, tmp, dest)
+            return publish(tmp, dest.name)
+        finally:
+            tree.release(into)
+    finally:
+        tree.release(src)
+
+
+def _copy(src: Folder, name: str, tmp: Entry, dest: Path) -> None:
     try:
-        os.replace(tmp, dest)
+        with (
+            os.fdopen(src.open(name, os.O_RDONLY), "rb") as fin,
+            os.fdopen(create_fresh(tmp), "wb") as out,
+        ):
+            shutil.copyfileobj(fin, out, 1 << 20)
+    except SymlinkError as exc:  # the source was swapped for a link since it was written
+        discard(tmp)
+        raise symlink_failure(exc) from None
     except OSError as exc:
+        discard(tmp)
         raise local_error(exc, dest) from exc

@@ -37,6 +37,9 @@ The rules (DESIGN.md §2.3), each written once, here:
     ends unfinished, which costs less than journaling every start.
 12. ``fsync`` (a :class:`Sync`, the driver picks the thread) then ``os.replace``: a file under
     its final name is always complete and verified. A fresh ``.part`` is a new inode.
+    Folders and files are reached through the worker's :class:`~mlhub_sync.tree.Tree`, never
+    through a link: a link where the asset's folder should be fails the asset (``symlink``),
+    a ``.part`` or final name that is a link is replaced, never written through.
 13. A conditional request (``if_none_match`` / ``if_modified_since``) answered 304 returns
     ``not_modified`` and writes nothing.
 
@@ -47,9 +50,7 @@ stops the run; other final failures raise :class:`TransferError`.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from mlhub_sync.errors import TransferError
@@ -58,7 +59,7 @@ from mlhub_sync.net.redact import redact_url
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.stac.checksum import Multihash, ServerMd5, server_md5
 from mlhub_sync.transfer import checks
-from mlhub_sync.transfer.local import copy_local, ensure_dir
+from mlhub_sync.transfer.local import asset_folder, copy_local
 from mlhub_sync.transfer.ops import (
     DROP,
     Failure,
@@ -74,7 +75,16 @@ from mlhub_sync.transfer.ops import (
     TransferRequest,
     TransferResult,
 )
-from mlhub_sync.transfer.sink import Hashes, Sink, discard, local_error, open_sink, part_size
+from mlhub_sync.transfer.sink import (
+    Hashes,
+    Sink,
+    discard,
+    local_error,
+    open_sink,
+    part_size,
+    publish,
+)
+from mlhub_sync.tree import Entry, Folder, Tree
 
 log = logging.getLogger("mlhub_sync.transfer")
 
@@ -89,7 +99,11 @@ ETAG_DISTRUST_AFTER = 3  # different assets whose ETag proved not to be their MD
 
 class Transfers:
     """The rules for one worker's transfers, and what they learn across files (which hosts'
-    ETags are not MD5s, which folders exist). Holds no connection: a driver runs the steps."""
+    ETags are not MD5s, which folders are open). Holds no connection: a driver runs the steps.
+
+    ``tree`` is the worker's output tree (its root the asset folder; the caller closes it);
+    without one, each file's own folder is taken as given (:meth:`close` closes that one).
+    """
 
     def __init__(
         self,
@@ -97,34 +111,45 @@ class Transfers:
         policy: RetryPolicy,
         rand: Callable[[], float],
         on_started: StartedCallback | None = None,
+        tree: Tree | None = None,
     ):
         self.policy = policy
         self.rand = rand
         self.on_started = on_started
-        self._dirs: set[str] = set()
+        self._own_tree = tree is None
+        self.tree = Tree(None) if tree is None else tree
         # Hosts whose 32-hex ETags proved not to be MD5s (SSE-KMS / SSE-C uploads look alike),
         # counted per host: one asset proves nothing, several different ones make a pattern.
         self._etag_not_md5: set[str] = set()
         self._etag_misses: dict[str, set[str]] = {}
 
-    def ensure_dir(self, folder: Path) -> None:
-        """Create ``folder`` once per worker (a cache spares a mkdir per file)."""
-        ensure_dir(folder, self._dirs)
+    def close(self) -> None:
+        """Close the folders of a tree made here (a given tree is its owner's to close)."""
+        if self._own_tree:
+            self.tree.close()
 
     def fetch(self, req: TransferRequest, state: FetchState) -> Steps[TransferResult]:
         """Download ``req.url`` to ``req.dest`` (resuming a ``.part``), verified."""
+        folder = asset_folder(self.tree, req.dest.parent)  # held while the transfer runs
+        try:
+            return (yield from self._fetch(req, state, folder))
+        finally:
+            self.tree.release(folder)
+
+    def _fetch(
+        self, req: TransferRequest, state: FetchState, folder: Folder
+    ) -> Steps[TransferResult]:
         claim = checks.claim_of(req)
-        self.ensure_dir(req.dest.parent)
         if req.url.startswith("file:"):
             state.attempts = 1
-            return copy_local(req, claim)
+            return copy_local(req, claim, folder)
         try:
-            return (yield from self._download(req, claim, state))
+            return (yield from self._download(req, claim, state, folder))
         except BaseException:
             # Unfinished (failed, or closed by a stopping run): a small file's .part is worth
             # resuming now (the next run will see it).
             deferred, state.deferred_start = state.deferred_start, None
-            part_left = deferred is not None and os.path.exists(f"{req.dest}.part")
+            part_left = deferred is not None and folder.lstat(f"{req.dest.name}.part") is not None
             if deferred is not None and part_left and self.on_started is not None:
                 self.on_started(*deferred)
             raise
@@ -150,9 +175,9 @@ class Transfers:
     # -- the download loop ----------------------------------------------------------------------
 
     def _download(
-        self, req: TransferRequest, claim: Multihash | None, state: FetchState
+        self, req: TransferRequest, claim: Multihash | None, state: FetchState, folder: Folder
     ) -> Steps[TransferResult]:
-        part = Path(f"{req.dest}.part")
+        part = folder.entry(f"{req.dest.name}.part")
         validator = req.resume_validator
         base = _headers(req.url)
         if req.if_none_match:
@@ -363,7 +388,7 @@ def _not_modified(reply: Response, attempts: int) -> TransferResult:
 
 def _finish(
     req: TransferRequest,
-    part: Path,
+    part: Entry,
     reply: Response,
     verified: checks.Verified,
     validator: str | None,
@@ -372,11 +397,7 @@ def _finish(
     resumed: bool,
     hashes: Hashes,
 ) -> TransferResult:
-    try:
-        os.replace(part, req.dest)
-        stat = os.stat(req.dest)
-    except OSError as exc:
-        raise local_error(exc, req.dest) from exc
+    stat = publish(part, req.dest.name)
     headers = reply.headers
     return TransferResult(
         stat.st_size,

@@ -8,6 +8,11 @@ what went wrong stays in ``failure`` / ``overflowed`` for the transfer to judge.
 A fresh part is always a new inode (:func:`create_fresh`): a ``.part`` left by an interrupted
 hard link shares its inode with a good file elsewhere, which truncating would destroy. A
 resumed part is hashed up to the resume offset first, so the digest covers the whole file.
+
+A part is an :class:`~mlhub_sync.tree.Entry` (a name in an open folder), never a path: it is
+opened with ``O_NOFOLLOW`` and renamed with ``dir_fd`` (``tree.py``'s rule). A ``.part`` that
+is a symbolic link (or a hard link, or not a regular file) is never resumed: it is unlinked
+and started afresh, so no byte goes to whatever it points to.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import zlib
 from pathlib import Path
 from typing import Any
 
-from mlhub_sync.errors import FatalLocalError, TransferError
+from mlhub_sync.errors import FatalLocalError, SymlinkError, TransferError
 from mlhub_sync.stac.checksum import Multihash, hash_file
 from mlhub_sync.transfer.ops import Progress
+from mlhub_sync.tree import Entry
 
 FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM})
 
@@ -65,7 +72,7 @@ class Sink:
 
     def __init__(
         self,
-        part: Path,
+        part: Entry,
         fd: int,
         offset: int,
         hashes: Hashes,
@@ -152,7 +159,7 @@ class ReportingSink(Sink):
 
 
 def open_sink(
-    part: Path,
+    part: Entry,
     offset: int,
     hashes: Hashes,
     *,
@@ -161,7 +168,8 @@ def open_sink(
     progress: Progress | None = None,
 ) -> Sink | None:
     """A sink writing at ``offset`` of ``part`` (0: a fresh part), or ``None`` when the part
-    is shorter than ``offset`` (it shrank since it was measured: start over).
+    cannot be resumed: shorter than ``offset`` (it shrank since it was measured), gone, or
+    not a plain file of ours (a symbolic or hard link, a FIFO): start over.
 
     Raises the local error (:func:`local_error`) when the part cannot be opened.
     """
@@ -169,13 +177,21 @@ def open_sink(
         fd = create_fresh(part)
     else:
         try:
-            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = part.folder.open(part.name, os.O_RDWR)
+        except (SymlinkError, FileNotFoundError):
+            return None
         except OSError as exc:
             raise local_error(exc, part) from exc
         try:
-            if hashes.hashers and hash_file(part, *hashes.hashers, limit=offset) < offset:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size < offset:
                 os.close(fd)
                 return None
+            if hashes.hashers:
+                with open(fd, "rb", closefd=False) as stream:  # the fd stays open
+                    if hash_file(stream, *hashes.hashers, limit=offset) < offset:
+                        os.close(fd)
+                        return None
             os.ftruncate(fd, offset)
             os.lseek(fd, offset, os.SEEK_SET)
         except OSError as exc:
@@ -188,38 +204,42 @@ def open_sink(
     return sink
 
 
-def create_fresh(part: Path) -> int:
-    """Open a new, empty ``part`` on a fresh inode (never truncate one in place)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+def create_fresh(part: Entry) -> int:
+    """Open a new, empty ``part`` on a fresh inode (never truncate one in place, never write
+    through a link: whatever had the name is unlinked first)."""
     try:
-        try:
-            return os.open(part, flags, 0o644)
-        except FileExistsError:
-            discard(part)
-            return os.open(part, flags, 0o644)
+        return part.folder.create(part.name)
     except OSError as exc:
         raise local_error(exc, part) from exc
 
 
-def discard(part: Path) -> None:
-    """Remove ``part`` if it exists."""
+def discard(part: Entry) -> None:
+    """Remove ``part`` if it exists (a link is removed itself)."""
     try:
-        part.unlink()
-    except FileNotFoundError:
-        pass
+        part.folder.unlink(part.name)
     except OSError as exc:
         raise local_error(exc, part) from exc
 
 
-def part_size(part: Path) -> int:
-    """The size of ``part`` (0 when there is none)."""
+def part_size(part: Entry) -> int:
+    """The size of ``part`` (0 when there is none, or it is not a plain file: a link is
+    never resumed)."""
+    st = part.folder.lstat(part.name)
+    return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else 0
+
+
+def publish(part: Entry, name: str) -> os.stat_result:
+    """Rename ``part`` to ``name`` in its folder (a link there is replaced, not followed);
+    the stat of the file under its final name."""
+    folder = part.folder
     try:
-        return part.stat().st_size
-    except FileNotFoundError:
-        return 0
+        folder.replace(part.name, folder, name)
+        return os.stat(name, dir_fd=folder.fd, follow_symlinks=False)
+    except OSError as exc:
+        raise local_error(exc, folder.entry(name)) from exc
 
 
-def local_error(exc: OSError, where: Path) -> TransferError | FatalLocalError:
+def local_error(exc: OSError, where: Path | Entry) -> TransferError | FatalLocalError:
     """An OS error on our side: fatal for the run when no other file could fare better."""
     text = exc.strerror or str(exc)
     if exc.errno in FATAL_ERRNOS:

@@ -350,6 +350,26 @@ def test_a_file_and_a_folder_of_one_name_are_refused_naming_the_member(
     assert "'ds/a" in str(error)
 
 
+DEEP = "ds/" + "d/" * 2000 + "deep.json"  # 2,000 nested folders (a RecursionError once)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        (DEEP, "is nested 2001 folders deep"),
+        ("ds/coll/" + "n" * 251 + ".json", "has a name longer than 255 bytes"),
+        ("ds/" + "/".join(["p" * 200] * 6) + "/x.json", "has a path longer than 1024 bytes"),
+    ],
+    ids=["2000-folders-deep", "a-256-byte-name", "a-1300-byte-path"],
+)
+def test_members_no_file_system_would_hold_are_refused_naming_the_member(
+    sandbox: Sandbox, name: str, why: str
+) -> None:
+    write_tar_gz(sandbox.archive, [*good_entries(), member(name)])
+    error = sandbox.refuse(why)  # a bad archive, not a local write failure or a crash
+    assert name[:100] in str(error)
+
+
 def test_more_members_than_the_limit_are_refused(sandbox: Sandbox) -> None:
     write_tar_gz(sandbox.archive, good_entries())  # 5 members
     sandbox.extract(ExtractLimits(max_members=5))
@@ -497,11 +517,11 @@ def test_a_gzip_of_something_else_is_refused(sandbox: Sandbox) -> None:
 
 
 def test_install_moves_the_tree_but_not_protected_assets(tmp_path: Path) -> None:
-    root = tmp_path / "staging" / "ds"
+    dataset = tmp_path / "dataset"
+    root = dataset / f"{STAGING_PREFIX}-test" / "ds"
     for rel in ["catalog.json", "coll/collection.json", "coll/item_1/labels.geojson"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(f"new {rel}")
-    dataset = tmp_path / "dataset"
     (dataset / "coll/item_1").mkdir(parents=True)
     (dataset / "coll/item_1/labels.geojson").write_text("verified download")
     (dataset / "catalog.json").write_text("old catalog")
@@ -525,12 +545,11 @@ def test_install_moves_the_tree_but_not_protected_assets(tmp_path: Path) -> None
     ],
 )
 def test_install_never_overwrites_our_own_bookkeeping(tmp_path: Path, reserved: str) -> None:
-    root = tmp_path / "staging" / "ds"
+    dataset = tmp_path / "dataset"
+    root = dataset / f"{STAGING_PREFIX}-test" / "ds"
     (root / reserved).parent.mkdir(parents=True, exist_ok=True)
     (root / reserved).write_text("from the archive")
     (root / "catalog.json").write_text("catalog")
-    dataset = tmp_path / "dataset"
-    dataset.mkdir()
     top = reserved.split("/", maxsplit=1)[0]
     (dataset / top).write_text("ours")
     install(root, dataset, lambda rel: False)

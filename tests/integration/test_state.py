@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mlhub_sync.errors import StateError
+from mlhub_sync.errors import StateError, SymlinkError
 from mlhub_sync.state.db import StateDB
 from mlhub_sync.state.schema import DB_NAME, SCHEMA_VERSION, FileRecord
 from tests.support.sql import query
@@ -72,3 +72,22 @@ def test_status_does_not_create_a_db(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="not been synced"):
         StateDB.open(tmp_path / "missing", create=False)
     assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm", "-journal"])
+@pytest.mark.parametrize("create", [True, False], ids=["apply", "status"])
+def test_a_state_db_file_that_is_a_symlink_is_refused_before_sqlite_opens_it(
+    tmp_path: Path, suffix: str, create: bool
+) -> None:
+    canary = tmp_path / "outside.bin"
+    canary.write_bytes(b"")  # empty: SQLite would take it for a new db and write it
+    dataset = tmp_path / "ds"
+    if not create:
+        StateDB.open(dataset).close()
+    (dataset / f"{DB_NAME}{suffix}").unlink(missing_ok=True)
+    dataset.mkdir(exist_ok=True)
+    (dataset / f"{DB_NAME}{suffix}").symlink_to(canary)
+    with pytest.raises(SymlinkError) as caught:
+        StateDB.open(dataset, create=create).close()
+    assert caught.value.subject == str(dataset / f"{DB_NAME}{suffix}")
+    assert canary.read_bytes() == b""

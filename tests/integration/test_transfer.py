@@ -29,6 +29,7 @@ from mlhub_sync.transfer.curl import Cancelled, CurlDriver
 from mlhub_sync.transfer.local import copy_or_link
 from mlhub_sync.transfer.ops import FetchState, StartedCallback, TransferRequest, TransferResult
 from mlhub_sync.transfer.rules import Transfers
+from mlhub_sync.tree import Tree
 from tests.support.server import Fault, RequestRecord, TestServer
 
 SIZE = 300_000  # several of the server's 64 KiB chunks
@@ -827,17 +828,17 @@ def test_copy_or_link_hard_links(tmp_path: Path) -> None:
     source.parent.mkdir()
     source.write_bytes(b"payload" * 100)
     dest = tmp_path / "b" / "c" / "dest.tif"
-    dest.parent.mkdir(parents=True)  # the caller makes folders (a worker caches them)
-    copy_or_link(source, dest)
-    assert dest.read_bytes() == source.read_bytes()
-    assert dest.stat().st_ino == source.stat().st_ino
-    assert not part_of(dest).exists()
+    with Tree(tmp_path) as tree:
+        copy_or_link(tree, source, dest)  # its folders are made on the way
+        assert dest.read_bytes() == source.read_bytes()
+        assert dest.stat().st_ino == source.stat().st_ino
+        assert not part_of(dest).exists()
 
-    other = tmp_path / "other.tif"
-    other.write_bytes(b"other")
-    copy_or_link(other, dest)  # replaces an existing file
-    assert dest.read_bytes() == b"other"
-    assert source.read_bytes() == b"payload" * 100
+        other = tmp_path / "other.tif"
+        other.write_bytes(b"other")
+        copy_or_link(tree, other, dest)  # replaces an existing file
+        assert dest.read_bytes() == b"other"
+        assert source.read_bytes() == b"payload" * 100
 
 
 def test_copy_or_link_into_a_file_raises_a_project_error(tmp_path: Path) -> None:
@@ -845,8 +846,8 @@ def test_copy_or_link_into_a_file_raises_a_project_error(tmp_path: Path) -> None
     source.write_bytes(b"x")
     blocker = tmp_path / "blocker"
     blocker.write_text("")
-    with pytest.raises(MlhubSyncError):
-        copy_or_link(source, blocker / "dest.tif")
+    with Tree(tmp_path) as tree, pytest.raises(MlhubSyncError):
+        copy_or_link(tree, source, blocker / "dest.tif")
 
 
 # --------------------------------------------------------------------------- 8. cancellation

@@ -16,17 +16,22 @@ PACKAGE = Path(__file__).resolve().parents[2] / "mlhub_sync"
 MAY_IMPORT: dict[str, set[str]] = {
     "_version": set(),
     "errors": set(),
+    "tree": {"errors"},
     "progress": set(),
     "net": {"errors", "_version", "progress"},
-    "state": {"errors"},
+    "state": {"errors", "tree"},
     "stac": {"errors", "net"},
-    "transfer": {"errors", "net", "stac"},
+    "transfer": {"errors", "tree", "net", "stac"},
     "selection": {"errors", "stac", "state"},
     "config": {"errors", "net", "selection"},
-    "sources": {"errors", "net", "progress", "state", "stac", "selection", "config", "transfer"},
-    "catalog": {"errors", "net", "progress", "state", "stac", "selection", "config", "sources"},
+    "sources": {
+        "errors", "tree", "net", "progress", "state", "stac", "selection", "config", "transfer",
+    },
+    "catalog": {
+        "errors", "tree", "net", "progress", "state", "stac", "selection", "config", "sources",
+    },
     "plan": {"errors", "stac", "state"},
-    "apply": {"errors", "net", "progress", "state", "stac", "plan", "transfer"},
+    "apply": {"errors", "tree", "net", "progress", "state", "stac", "plan", "transfer"},
     "lockfile": {"errors"},
     "lockcheck": {"errors", "net", "stac", "state", "lockfile"},
     "session": {
