@@ -195,6 +195,10 @@ class NotSyncedError(StateError):
     """There is no state db yet (``status`` says so instead of failing)."""
 
 
+class ForeignStateError(NotSyncedError):
+    """The state db's name holds another tool's db (radiant-mlhub's): not synced by us yet."""
+
+
 class LockDriftError(StateError):
     """``--locked`` and the catalog or selection no longer match the lock file."""
 

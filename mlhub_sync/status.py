@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from mlhub_sync.catalog.refresh import CatalogStatus
 from mlhub_sync.config.resolve import DatasetConfig
-from mlhub_sync.errors import NotSyncedError
+from mlhub_sync.errors import ForeignStateError, NotSyncedError
 from mlhub_sync.plan.build import build_plan
 from mlhub_sync.selection.desired import select_assets
 from mlhub_sync.session import DatasetPlan
@@ -22,14 +22,18 @@ class DatasetStatus:
     synced: bool
     last_sync: float | None = None
     report_rows: int = 0
+    why: str | None = None  # not synced, and the db there is another tool's: what to do
 
 
 def dataset_status(config: DatasetConfig) -> DatasetStatus:
     """What is on disk vs desired, with no network and no lock (reads only)."""
     try:
         db = StateDB.open(config.dataset_dir, create=False)
-    except NotSyncedError:
-        return DatasetStatus(DatasetPlan(config, CatalogStatus(False, 0, 0, 0)), synced=False)
+    except NotSyncedError as exc:
+        why = str(exc) if isinstance(exc, ForeignStateError) else None
+        return DatasetStatus(
+            DatasetPlan(config, CatalogStatus(False, 0, 0, 0)), synced=False, why=why
+        )
     with db:
         catalog = CatalogStatus(False, db.count("items"), db.count("assets"), db.count("rejected"))
         planned = DatasetPlan(config, catalog)

@@ -301,6 +301,9 @@ def status_text(statuses: Sequence[DatasetStatus]) -> str:
     out = []
     for s in statuses:
         p, cfg = s.planned, s.planned.config
+        if not s.synced and s.why:
+            out.append(f"{cfg.label}: not synced yet by mlhub-sync: {s.why}")
+            continue
         if not s.synced:
             out.append(f"{cfg.label}: not synced yet ({cfg.dataset_dir} has no state db)")
             continue

@@ -18,7 +18,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from mlhub_sync.errors import FatalLocalError, NotSyncedError, StateError, SymlinkError
+from mlhub_sync.errors import (
+    FatalLocalError,
+    ForeignStateError,
+    NotSyncedError,
+    StateError,
+    SymlinkError,
+)
 from mlhub_sync.state.index import IndexTables
 from mlhub_sync.state.pins import LockPins
 from mlhub_sync.state.plan import PlanTables
@@ -47,7 +53,9 @@ class StateDB:
         """Open (creating when ``create``) the db of ``dataset_dir``.
 
         A file that is not a SQLite db is moved aside (``.corrupt-<time>``) with a warning and
-        a new db is started: the state is a cache of facts we can re-establish. A db written by
+        a new db is started: the state is a cache of facts we can re-establish. So is the
+        db radiant-mlhub 0.5 leaves under the same name (``.radiant-mlhub-<time>``): the
+        files it downloaded are then adopted on evidence, as after a deleted db. A db written by
         a newer mlhub-sync raises :class:`StateError` instead of being touched. A db (or its
         ``-wal``, ``-shm``, ``-journal``) that is a symbolic link raises :class:`SymlinkError`:
         SQLite opens by path and would write through it (:func:`refuse_links`).
@@ -68,6 +76,24 @@ class StateDB:
                 subject=str(path),
                 hint="run `mlhub-sync apply` (or `plan`) first",
             )
+        if path.exists() and written_by_radiant_mlhub(path):
+            if not create:
+                raise ForeignStateError(
+                    "the state db was written by radiant-mlhub (the original client), not by "
+                    "mlhub-sync",
+                    subject=str(path),
+                    hint="run `mlhub-sync apply` (or `plan`): it sets that db aside and adopts "
+                    "the files already downloaded",
+                )
+            aside = path.with_name(f"{DB_NAME}.radiant-mlhub-{int(time.time())}")
+            _move_aside(path, aside)
+            log.warning(
+                "%s was written by radiant-mlhub; moved it to %s (mlhub-sync does not read it) "
+                "and taking the folder over: files already here are adopted on evidence "
+                "(a checksum, or the server's size and MD5), the rest downloaded",
+                path,
+                aside.name,
+            )
         try:
             return cls._connect(path, writable=create)
         except sqlite3.DatabaseError as exc:
@@ -81,9 +107,7 @@ class StateDB:
                 exc,
                 aside.name,
             )
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(f"{path}{suffix}", f"{aside}{suffix}")
+            _move_aside(path, aside)
             try:
                 return cls._connect(path, writable=True)
             except sqlite3.DatabaseError as again:
@@ -255,6 +279,32 @@ _FILE_COLUMNS = "path, href, size, mtime_ns, md5, checksum, validator, verified_
 
 
 DB_FILES = ("", "-wal", "-shm", "-journal")  # the db and the files SQLite keeps beside it
+
+
+def written_by_radiant_mlhub(path: Path) -> bool:
+    """True when ``path`` is the asset list of radiant-mlhub 0.5's downloader: it has the same
+    name as ours, no schema version and one table, ``assets``, with an ``asset_save_path``
+    column (ours never has one). Read-only: the file is not changed."""
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return False
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] != 0:
+            return False
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(assets)")}
+        return "asset_save_path" in columns and "asset_pk" not in columns
+    except sqlite3.Error:
+        return False  # unreadable: the corrupt-db path deals with it
+    finally:
+        conn.close()
+
+
+def _move_aside(path: Path, aside: Path) -> None:
+    """Rename a db and its side files to ``aside`` (+ the same suffixes)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(f"{path}{suffix}", f"{aside}{suffix}")
 
 
 def refuse_links(dataset_dir: Path) -> None:
