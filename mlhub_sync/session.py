@@ -175,8 +175,7 @@ class DatasetRun:
             workers=cfg.workers,
             checksum_mode=cfg.checksum,
             policy=cfg.retry,
-            connect_timeout=cfg.timeout.connect,
-            read_timeout=cfg.timeout.read,
+            net=cfg.net,
         )
         executor = Executor(settings, self.db, report, stop=stop, reporter=self.reporter)
         plan = planned.plan

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mlhub_sync.errors import FatalLocalError, MlhubSyncError, TransferError
 from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.net.settings import DEFAULT_NET, NetSettings
 from mlhub_sync.plan.adopt import Adopt, AskHost, Evidence, HashFile, Replace, adopt
 from mlhub_sync.plan.build import Step
 from mlhub_sync.plan.decide import Action
@@ -139,10 +140,11 @@ class JobSteps:
         emit: Callable[[Event], None],
         stopped: Callable[[], bool],
         rand: Callable[[], float] = random.random,
+        net: NetSettings = DEFAULT_NET,
     ):
         self.asset_dir, self.checksum_mode = asset_dir, checksum_mode
         self.emit, self.stopped = emit, stopped
-        self.transfers = Transfers(policy=policy, rand=rand, on_started=self.on_started)
+        self.transfers = Transfers(policy=policy, rand=rand, on_started=self.on_started, net=net)
 
     def on_started(self, req: TransferRequest, validator: str | None, total: int | None) -> None:
         """A ``.part``'s start, as a :class:`Started` event (the ``on_started`` hook)."""

@@ -82,12 +82,12 @@ def _configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None
             other.setLevel(logging.DEBUG)
 
 
-def _reporter(quiet: bool, environ: Mapping[str, str]) -> Reporter:
+def _reporter(quiet: bool, environ: Mapping[str, str], interval: float) -> Reporter:
     if quiet:
         return NullReporter()
     if sys.stderr.isatty() and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb":
         return TqdmReporter(sys.stderr)
-    return LogReporter()
+    return LogReporter(interval)
 
 
 def _selected(loaded: LoadedSpec, ids: Sequence[str]) -> list[DatasetConfig]:
@@ -121,17 +121,24 @@ def _error(exc: BaseException | str) -> None:
 
 
 class _Context:
-    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str], secrets: SecretFilter):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        environ: Mapping[str, str],
+        secrets: SecretFilter,
+        loaded: LoadedSpec,
+    ):
         self.args = args
         self.environ = environ
         self.secrets = secrets
-        self.reporter = _reporter(args.quiet, environ)
+        # one progress interval for the run: the shortest any dataset asks for
+        interval = min((d.timeout.progress for d in loaded.datasets), default=10.0)
+        self.reporter = _reporter(args.quiet, environ, interval)
         self.lock: LockFile | None = None
 
     def http_for(self, config: DatasetConfig) -> Http:
         return Http(
-            connect_timeout=config.timeout.connect,
-            read_timeout=config.timeout.read,
+            net=config.net,
             policy=config.retry,
             secrets=self.secrets.values,
         )
@@ -377,7 +384,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         loaded = load_spec(args.spec, environ)
         _secrets_of(loaded, environ, secrets)
-        return _COMMANDS[args.command](_Context(args, environ, secrets), loaded)
+        ctx = _Context(args, environ, secrets, loaded)
+        # Nothing is silent while a command talks to the network (watch reports per run).
+        beating = args.command in ("plan", "apply", "lock")
+        with ctx.reporter.heartbeat(args.command) if beating else contextlib.nullcontext():
+            return _COMMANDS[args.command](ctx, loaded)
     except MlhubSyncError as exc:
         _error(exc)
         return exc.exit_code

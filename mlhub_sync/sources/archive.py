@@ -88,16 +88,16 @@ def fetch_remote(
         if_modified_since=db.get_meta("archive_last_modified") if known else None,
         digests=("sha256",),
         progress=progress,
+        max_size=http.net.max_archive_size,
+        max_size_setting="archive_limits.max_unpacked_gib",
     )
 
     def started(_req: TransferRequest, validator: str | None, _total: int | None) -> None:
         with db.transaction():  # what lets the next run resume this part
             db.set_meta({"archive_part_source": source, "archive_part_validator": validator})
 
-    transfers = Transfers(policy=http.policy, rand=http.rand, on_started=started)
-    driver = CurlDriver(
-        1, stop=http.stop, connect_timeout=http.connect_timeout, read_timeout=http.read_timeout
-    )
+    transfers = Transfers(policy=http.policy, rand=http.rand, on_started=started, net=http.net)
+    driver = CurlDriver(1, stop=http.stop, net=http.net)
     state = FetchState()
     try:
         result = driver.run(transfers.fetch(request, state))
