@@ -230,7 +230,7 @@ class Http:
                 peer = _peer(response)
                 if hop == 0:
                     origin = peer
-                else:
+                elif not self.net.allow_private_redirects:
                     why = redirects.refusal(url, origin, current, peer, proxied=proxied)
                     if why is not None:
                         raise CatalogError(f"{what}: {why}", subject=shown, hint=redirects.HINT)

@@ -83,7 +83,8 @@ class Budget:
         ):
             raise TransferError(
                 f"{failure.message} (gave up after {self.attempts} attempts in "
-                f"{now - self.started:.0f} s: no progress for {self.net.asset_deadline:g} s)",
+                f"{now - self.started:.0f} s without progress; timeout.asset is "
+                f"{self.net.asset_deadline:g} s)",
                 subject=failure.subject,
                 retryable=False,
                 error_class=failure.error_class,
