@@ -254,7 +254,7 @@ class LogReporter:
         """Log one progress line."""
         with self._lock:
             self._last = time.monotonic()
-        log.info("%s", text)
+            log.info("%s", text)
 
     def release(self, stage: _LogStage) -> None:
         """A stage closed."""
@@ -286,7 +286,8 @@ class LogReporter:
                     label, since = self._scopes[-1]
                     text = f"{label}: still working ({now - since:.0f} s)"
                 self._last = now
-            log.info("%s", text)
+                # under the lock: once a heartbeat scope has ended, no line of it comes late
+                log.info("%s", text)
 
 
 HEARTBEAT_SHARE = 0.8

@@ -314,14 +314,18 @@ class Http:
     ) -> None:
         """Refuse a redirect hop before it is sent, by what its host resolves to here (the
         connection may resolve it again: its real peer is judged after, too)."""
-        if self.net.allow_private_redirects:
-            return
+        if self.net.allow_private_redirects or _same_host(origin_url, hop):
+            return  # the same host: its real peer is judged after (a rebinding name)
         for address in [None] if proxied else _addresses(hop):
             why = redirects.refusal(origin_url, origin, hop, address, proxied=proxied)
             if why is not None:
                 raise CatalogError(
                     f"{what}: {why}", subject=redact_url(origin_url), hint=redirects.HINT
                 )
+
+
+def _same_host(a: str, b: str) -> bool:
+    return (urlsplit(a).hostname or "") == (urlsplit(b).hostname or "")
 
 
 def _addresses(url: str) -> list[str | None]:

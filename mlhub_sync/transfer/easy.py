@@ -177,10 +177,8 @@ class Conn:
 
     def error(self, code: int, message: str) -> TransferError:
         """How the current request failed, as a :class:`TransferError`."""
-        url = self.url
-        if code == pycurl.E_ABORTED_BY_CALLBACK and self.refused is not None:
-            url = self.curl.getinfo(pycurl.EFFECTIVE_URL) or url
-        return curl_error(code, message, url, self.refused)
+        refused = self.refused if code == pycurl.E_ABORTED_BY_CALLBACK else None
+        return curl_error(code, message, self.url, refused)
 
 
 def hop_url(url: str, lines: list[bytes]) -> str | None:

@@ -300,16 +300,9 @@ class Transfers:
                 if synced is not None:
                     raise local_error(synced, part)
                 sink.close()
+                attempts = budget.attempts
                 return _finish(
-                    req,
-                    part,
-                    reply,
-                    outcome,
-                    validator,
-                    transferred,
-                    budget.attempts,
-                    resumed,
-                    hashes,
+                    req, part, reply, outcome, validator, transferred, attempts, resumed, hashes
                 )
             finally:
                 sink.close()
