@@ -79,7 +79,7 @@ class ArchiveLimits(StrictModel):
 
     max_members: Annotated[int, Field(ge=1)] = Field(10_000_000, description="files in it")
     max_unpacked_gib: Annotated[float, Field(gt=0)] = Field(
-        64.0, description="total unpacked size, GiB"
+        64.0, description="total unpacked size, GiB (and the most an archive download may be)"
     )
     max_ratio: Annotated[float, Field(ge=1)] = Field(
         200.0, description="unpacked / packed size (above a 256 MiB floor)"

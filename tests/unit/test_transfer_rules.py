@@ -12,6 +12,7 @@ import hashlib
 import os
 import random
 import threading
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from mlhub_sync.transfer.curl import Cancelled
 from mlhub_sync.transfer.ops import FetchState, TransferRequest, TransferResult
 from mlhub_sync.transfer.rules import RECORD_PARTIAL_FROM, Transfers
 from mlhub_sync.transfer.scripted import Reply, ScriptedDriver
+from mlhub_sync.transfer.sink import Hashes, open_sink
 
 DATA = random.Random(1).randbytes(1000)
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -548,3 +550,24 @@ def test_a_trickle_is_no_progress_even_though_the_part_grows(tmp_path: Path) -> 
     driver, outcome = fetch_on_the_clock(tmp_path, replies, RetryPolicy(max_retries=3))
     assert isinstance(outcome, TransferError) and outcome.error_class == "connection"
     assert len(driver.requests) == 4  # max_retries + 1: no attempt reset the budget
+
+
+# -- the sink: no byte past the limit reaches the disk, a bomb never sits in memory -----------
+
+
+def test_a_gzip_bomb_stops_at_the_limit_and_never_sits_in_memory_whole(tmp_path: Path) -> None:
+    part = tmp_path / "a.part"
+    limit = 3 << 20
+    sink = open_sink(part, 0, Hashes(None, True), decode="gzip", limit=limit)
+    assert sink is not None
+    bomb = gzip.compress(bytes(32 << 20), compresslevel=1)  # 32 MiB of zeros in 140 KB
+    tracemalloc.start()
+    try:
+        stopped = sink.write(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        sink.close()
+    assert stopped == 0 and sink.overflowed
+    assert part.stat().st_size == sink.received == limit  # decoded bytes, counted on disk
+    assert peak < 8 << 20  # 32 MiB decoded, never held whole
