@@ -20,7 +20,7 @@ from urllib.parse import urljoin
 
 import pycurl
 
-from mlhub_sync.errors import TransferError
+from mlhub_sync.errors import FatalLocalError, TransferError
 from mlhub_sync.net import redirects
 from mlhub_sync.net.client import USER_AGENT
 from mlhub_sync.net.headers import Headers
@@ -116,7 +116,13 @@ class Conn:
         curl.setopt(pycurl.HEADERFUNCTION, self.lines.append)
         curl.setopt(pycurl.WRITEFUNCTION, self.on_body)
         if self.guard:
-            curl.setopt(pycurl.PREREQFUNCTION, self.on_prereq)
+            try:
+                curl.setopt(pycurl.PREREQFUNCTION, self.on_prereq)
+            except (AttributeError, pycurl.error) as exc:  # libcurl < 7.80, pycurl < 7.45.2
+                raise FatalLocalError(
+                    f"this libcurl cannot judge redirects before they are followed ({exc})",
+                    hint="upgrade pycurl and libcurl, or set allow_private_redirects: true",
+                ) from exc
 
     def on_body(self, data: bytes) -> int | None:
         """libcurl's write callback: into the sink, or pause at the first block."""
