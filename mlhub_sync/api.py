@@ -143,8 +143,7 @@ class Dataset:
         )
         key = resolve_api_key(_source(self._api_key, self._profile, self._root_url), os.environ)
         http = Http(
-            connect_timeout=config.timeout.connect,
-            read_timeout=config.timeout.read,
+            net=config.net,
             policy=config.retry,
             secrets=(key,) if key else (),
         )

@@ -4,11 +4,13 @@ bars on a terminal, periodic log lines elsewhere, or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from types import TracebackType
 from typing import IO, Any, Protocol
 
@@ -47,6 +49,11 @@ class Reporter(Protocol):
         """Start a stage named ``name`` of ``total`` units (``None``: unknown)."""
         ...
 
+    def heartbeat(self, label: str) -> contextlib.AbstractContextManager[None]:
+        """Report at least every few seconds while the block runs, even when nothing moves
+        (a reporter that draws bars or says nothing may do nothing)."""
+        ...
+
 
 class _Base:
     def __enter__(self) -> _Base:
@@ -80,6 +87,9 @@ class NullReporter:
         show_bytes: bool = False,
     ) -> Stage:
         return _NullStage()
+
+    def heartbeat(self, label: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
 
 
 class _TqdmStage(_Base):
@@ -147,14 +157,23 @@ class TqdmReporter:
     ) -> Stage:
         return _TqdmStage(name, total, unit, total_bytes, show_bytes, self.out)
 
+    def heartbeat(self, label: str) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()  # a bar on a terminal shows its own rate and age
+
 
 class _LogStage(_Base):
     def __init__(
-        self, name: str, total: int | None, unit: str, total_bytes: int | None, interval: float
+        self,
+        reporter: LogReporter,
+        name: str,
+        total: int | None,
+        unit: str,
+        total_bytes: int | None,
     ):
         self._lock = threading.Lock()
+        self.reporter = reporter
         self.name, self.total, self.unit, self.total_bytes = name, total, unit, total_bytes
-        self.interval = interval
+        self.interval = reporter.interval
         self.done = 0
         self.bytes = 0
         self.started = time.monotonic()
@@ -167,9 +186,10 @@ class _LogStage(_Base):
             now = time.monotonic()
             if now - self.last >= self.interval:
                 self.last = now
-                log.info("%s", self._line(now))
+                self.reporter.line(self.line(now))
 
-    def _line(self, now: float) -> str:
+    def line(self, now: float) -> str:
+        """Where the stage is, as one line."""
         elapsed = max(now - self.started, 1e-9)
         total = f"/{self.total}" if self.total is not None else ""
         text = (
@@ -182,14 +202,25 @@ class _LogStage(_Base):
     def close(self) -> None:
         with self._lock:
             if self.done:
-                log.info("%s done", self._line(time.monotonic()))
+                self.reporter.line(f"{self.line(time.monotonic())} done")
+        self.reporter.release(self)
 
 
 class LogReporter:
-    """Plain periodic log lines (INFO), for logs and CI where bars would be noise."""
+    """Plain periodic log lines (INFO), for logs and CI where bars would be noise.
+
+    Nothing is silent: while a stage is open or a :meth:`heartbeat` runs, a line comes at
+    least every ``interval`` seconds (one is due after :data:`HEARTBEAT_SHARE` of it), even
+    when nothing finishes: the open stage's counts, or that the run is still working.
+    """
 
     def __init__(self, interval: float = 10.0):
         self.interval = interval
+        self._lock = threading.Condition()
+        self._stages: list[_LogStage] = []
+        self._scopes: list[tuple[str, float]] = []  # heartbeat labels, and since when
+        self._last = time.monotonic()
+        self._beating = False
 
     def stage(
         self,
@@ -199,7 +230,67 @@ class LogReporter:
         total_bytes: int | None = None,
         show_bytes: bool = False,
     ) -> Stage:
-        return _LogStage(name, total, unit, total_bytes, self.interval)
+        stage = _LogStage(self, name, total, unit, total_bytes)
+        with self._lock:
+            self._stages.append(stage)
+            self._start()
+        return stage
+
+    @contextlib.contextmanager
+    def heartbeat(self, label: str) -> Iterator[None]:
+        """Lines at least every ``interval`` seconds while the block runs (a whole command)."""
+        scope = (label, time.monotonic())
+        with self._lock:
+            self._scopes.append(scope)
+            self._start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._scopes.remove(scope)
+                self._lock.notify_all()
+
+    def line(self, text: str) -> None:
+        """Log one progress line."""
+        with self._lock:
+            self._last = time.monotonic()
+            log.info("%s", text)
+
+    def release(self, stage: _LogStage) -> None:
+        """A stage closed."""
+        with self._lock:
+            if stage in self._stages:
+                self._stages.remove(stage)
+            self._lock.notify_all()
+
+    def _start(self) -> None:
+        if not self._beating:
+            self._beating = True
+            threading.Thread(target=self._beat, name="mlhub-sync-progress", daemon=True).start()
+
+    def _beat(self) -> None:
+        """The heartbeat thread: runs while a stage or a heartbeat scope is open."""
+        due = self.interval * HEARTBEAT_SHARE
+        while True:
+            with self._lock:
+                if not (self._stages or self._scopes):
+                    self._beating = False
+                    return
+                now = time.monotonic()
+                if now - self._last < due:
+                    self._lock.wait(self._last + due - now)
+                    continue
+                if self._stages:
+                    text = self._stages[-1].line(now)
+                else:
+                    label, since = self._scopes[-1]
+                    text = f"{label}: still working ({now - since:.0f} s)"
+                self._last = now
+                # under the lock: once a heartbeat scope has ended, no line of it comes late
+                log.info("%s", text)
+
+
+HEARTBEAT_SHARE = 0.8
 
 
 NULL_REPORTER = NullReporter()

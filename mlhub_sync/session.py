@@ -199,8 +199,7 @@ class DatasetRun:
             workers=cfg.workers,
             checksum_mode=cfg.checksum,
             policy=cfg.retry,
-            connect_timeout=cfg.timeout.connect,
-            read_timeout=cfg.timeout.read,
+            net=cfg.net,
             catalog_since_ns=catalog_files_since(self.db),
         )
         executor = Executor(settings, self.db, report, stop=stop, reporter=self.reporter)

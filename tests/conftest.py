@@ -237,12 +237,20 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """``--soak``: run the long version of the chaos soak (tests/e2e/test_chaos.py)."""
+    """``--soak``: run the long version of the chaos soak (tests/e2e/test_chaos.py);
+    ``--fault-defaults``: run the fault run with the real default timeouts (minutes;
+    tests/e2e/test_fault_run.py)."""
     parser.addoption(
         "--soak",
         action="store_true",
         default=False,
         help="run the chaos soak at full size: more assets, more kills, several seeded rounds",
+    )
+    parser.addoption(
+        "--fault-defaults",
+        action="store_true",
+        default=False,
+        help="run the fault run with default settings (takes minutes) instead of scaled down",
     )
 
 

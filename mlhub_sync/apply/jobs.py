@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mlhub_sync.errors import FatalLocalError, MlhubSyncError, SymlinkError, TransferError
 from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.net.settings import DEFAULT_NET, NetSettings
 from mlhub_sync.plan.adopt import Adopt, AskHost, Evidence, HashFile, Replace, adopt
 from mlhub_sync.plan.build import Step
 from mlhub_sync.plan.decide import Action, Reason
@@ -150,6 +151,7 @@ class JobSteps:
         stopped: Callable[[], bool],
         rand: Callable[[], float] = random.random,
         catalog_since_ns: int | None = None,
+        net: NetSettings = DEFAULT_NET,
     ):
         self.asset_dir, self.checksum_mode = asset_dir, checksum_mode
         # An untracked file that appeared (ctime) since the catalog was first unpacked into
@@ -158,7 +160,7 @@ class JobSteps:
         self.emit, self.stopped = emit, stopped
         self.tree = Tree(asset_dir, create=True)
         self.transfers = Transfers(
-            policy=policy, rand=rand, on_started=self.on_started, tree=self.tree
+            policy=policy, rand=rand, on_started=self.on_started, tree=self.tree, net=net
         )
 
     def close(self) -> None:

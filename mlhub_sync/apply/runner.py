@@ -20,6 +20,7 @@ from typing import Protocol
 
 from mlhub_sync.apply.jobs import WORKER_DONE, Event, Job, JobSteps, task_ended
 from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.net.settings import DEFAULT_NET, NetSettings
 from mlhub_sync.transfer.curl import CurlDriver
 
 MAX_DRIVERS = 2  # libcurl driver threads (see CurlThreads.drivers)
@@ -36,8 +37,7 @@ class ExecutorSettings:
     workers: int  # transfers in flight, over all workers
     checksum_mode: str
     policy: RetryPolicy
-    connect_timeout: float
-    read_timeout: float
+    net: NetSettings = DEFAULT_NET  # timeouts, deadlines, byte caps, redirects
     catalog_since_ns: int | None = None  # see JobSteps: files that may be the catalog's
 
 
@@ -118,11 +118,9 @@ class CurlThreads:
         s = self.settings
         jobs = JobSteps(
             s.asset_dir, s.checksum_mode, s.policy, emit, stop.is_set, random.Random().random,
-            catalog_since_ns=s.catalog_since_ns,
+            net=s.net, catalog_since_ns=s.catalog_since_ns,
         )  # fmt: skip
-        runner = CurlDriver(
-            slots, stop=stop, connect_timeout=s.connect_timeout, read_timeout=s.read_timeout
-        )
+        runner = CurlDriver(slots, stop=stop, net=s.net)
 
         def ended(_value: object, error: BaseException | None) -> None:
             if task_ended(emit, error):

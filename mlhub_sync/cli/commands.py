@@ -89,17 +89,24 @@ def _error(exc: BaseException | str) -> None:
 
 
 class _Context:
-    def __init__(self, args: argparse.Namespace, environ: Mapping[str, str], secrets: SecretFilter):
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        environ: Mapping[str, str],
+        secrets: SecretFilter,
+        loaded: LoadedSpec,
+    ):
         self.args = args
         self.environ = environ
         self.secrets = secrets
-        self.reporter = choose_reporter(args.quiet, environ)
+        # one progress interval for the run: the shortest any dataset asks for
+        interval = min((d.timeout.progress for d in loaded.datasets), default=10.0)
+        self.reporter = choose_reporter(args.quiet, environ, interval)
         self.lock: LockFile | None = None
 
     def http_for(self, config: DatasetConfig) -> Http:
         return Http(
-            connect_timeout=config.timeout.connect,
-            read_timeout=config.timeout.read,
+            net=config.net,
             policy=config.retry,
             secrets=self.secrets.values,
         )
@@ -368,7 +375,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return ExitCode.OK
         loaded = load_spec(args.spec, environ)
         _secrets_of(loaded, environ, secrets)
-        return _COMMANDS[args.command](_Context(args, environ, secrets), loaded)
+        ctx = _Context(args, environ, secrets, loaded)
+        # Nothing is silent while a command talks to the network (watch reports per run).
+        beating = args.command in ("plan", "apply", "lock")
+        with ctx.reporter.heartbeat(args.command) if beating else contextlib.nullcontext():
+            return _COMMANDS[args.command](ctx, loaded)
     except MlhubSyncError as exc:
         _error(exc)
         return exc.exit_code

@@ -61,13 +61,14 @@ def configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None:
             other.setLevel(logging.DEBUG)
 
 
-def choose_reporter(quiet: bool, environ: Mapping[str, str]) -> Reporter:
-    """Bars on a terminal, plain progress lines elsewhere, nothing with --quiet."""
+def choose_reporter(quiet: bool, environ: Mapping[str, str], interval: float = 10.0) -> Reporter:
+    """Bars on a terminal, plain progress lines (one at least every ``interval`` seconds)
+    elsewhere, nothing with --quiet."""
     if quiet:
         return NullReporter()
     if sys.stderr.isatty() and not environ.get("NO_COLOR") and environ.get("TERM") != "dumb":
         return TqdmReporter(sys.stderr)
-    return LogReporter()
+    return LogReporter(interval)
 
 
 def silence_stdout() -> None:

@@ -28,6 +28,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
+    ByteSize,
     Field,
     ValidationInfo,
     field_validator,
@@ -51,10 +52,26 @@ _DATASET_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 class Timeouts(StrictModel):
-    """Network timeouts in seconds: to connect, and between two reads of a response."""
+    """Timeouts and deadlines in seconds (see ``net/settings.py``): every permanently failing
+    asset is reported within a few minutes, and a file still moving at ``min_rate`` or more is
+    never cut."""
 
     connect: Annotated[float, Field(gt=0, le=600)] = 10.0
-    read: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    read: Annotated[float, Field(gt=0, le=3600)] = Field(
+        30.0, description="seconds a response may stay below min_rate (silence included)"
+    )
+    min_rate: Annotated[ByteSize, Field(gt=0)] = Field(
+        ByteSize(1024), description="bytes per second, e.g. 1 KiB; slower for `read` is a timeout"
+    )
+    asset: Annotated[float, Field(gt=0, le=86400)] = Field(
+        120.0, description="seconds an asset may go without progress before no retry starts"
+    )
+    request: Annotated[float, Field(gt=0, le=86400)] = Field(
+        120.0, description="seconds for one API or catalog-document request, retries included"
+    )
+    progress: Annotated[float, Field(gt=0, le=3600)] = Field(
+        10.0, description="seconds between progress lines when stderr is not a terminal"
+    )
 
 
 class ArchiveLimits(StrictModel):
@@ -62,7 +79,7 @@ class ArchiveLimits(StrictModel):
 
     max_members: Annotated[int, Field(ge=1)] = Field(10_000_000, description="files in it")
     max_unpacked_gib: Annotated[float, Field(gt=0)] = Field(
-        64.0, description="total unpacked size, GiB"
+        64.0, description="total unpacked size, GiB (and the most an archive download may be)"
     )
     max_ratio: Annotated[float, Field(ge=1)] = Field(
         200.0, description="unpacked / packed size (above a 256 MiB floor)"
@@ -89,10 +106,15 @@ class RetrySettings(StrictModel):
     max_backoff: Annotated[float, Field(ge=0, le=3600)] = Field(
         30.0, description="largest backoff in seconds"
     )
+    max_dns_retries: Annotated[int, Field(ge=0, le=100)] = Field(
+        1, description="retries of a host name that does not resolve"
+    )
 
     def policy(self) -> RetryPolicy:
         """As a :class:`RetryPolicy`."""
-        return RetryPolicy(self.max_retries, self.backoff, self.max_backoff)
+        return RetryPolicy(
+            self.max_retries, self.backoff, self.max_backoff, max_dns_retries=self.max_dns_retries
+        )
 
 
 def _checksum_off(value: Any) -> Any:
@@ -125,6 +147,12 @@ class DatasetSettings(StrictModel):
     max_delete: Annotated[int, Field(ge=0)] | None = None
     retry: RetrySettings | None = None
     timeout: Timeouts | None = None
+    max_asset_size: Annotated[ByteSize, Field(gt=0)] | None = Field(
+        None, description="largest asset body when no size is known (default 50 GiB), e.g. 2 TiB"
+    )
+    allow_private_redirects: bool | None = Field(
+        None, description="follow redirects from another host into loopback/private networks"
+    )
     archive_limits: ArchiveLimits | None = None
     allow_local: list[Annotated[str, Field(min_length=1)]] | None = Field(
         None,

@@ -28,6 +28,7 @@ from mlhub_sync.config.models import (
 from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacSource
 from mlhub_sync.errors import SpecError, SpecIssue
 from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.net.settings import NetSettings
 from mlhub_sync.selection.filters import FilterSet, TimeWindow
 
 DEFAULT_COMMON_ASSET_KEYS = ("documentation", "readme", "test_split", "train_split",
@@ -38,6 +39,9 @@ DEFAULT_WORKERS = 16
 
 
 DEFAULT_MAX_DELETE = 1000
+
+
+DEFAULT_MAX_ASSET_SIZE = NetSettings().max_asset_size
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,25 @@ class DatasetConfig:
     filters: FilterSet
     spec_dir: Path  # relative paths in the spec (and in its lock file) start here
     allow_local: tuple[Path, ...] = ()  # folders file: hrefs may reach (absolute)
+    max_asset_size: int = DEFAULT_MAX_ASSET_SIZE
+    allow_private_redirects: bool = False
+
+    @property
+    def net(self) -> NetSettings:
+        """The network limits of this dataset (timeouts, deadlines, byte caps, redirects).
+
+        A catalog archive may not be larger than what it may unpack to (``archive_limits``):
+        a gzip stream is never much larger than what it holds."""
+        return NetSettings(
+            connect=self.timeout.connect,
+            read=self.timeout.read,
+            min_rate=int(self.timeout.min_rate),
+            asset_deadline=self.timeout.asset,
+            request_deadline=self.timeout.request,
+            max_asset_size=self.max_asset_size,
+            max_archive_size=self.archive_limits.max_unpacked_bytes,
+            allow_private_redirects=self.allow_private_redirects,
+        )
 
     @property
     def dataset_dir(self) -> Path:
@@ -163,6 +186,8 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
         filters=filters,
         spec_dir=base,
         allow_local=tuple(_absolute(folder, base) for folder in pick("allow_local") or ()),
+        max_asset_size=int(pick("max_asset_size") or DEFAULT_MAX_ASSET_SIZE),
+        allow_private_redirects=bool(pick("allow_private_redirects")),
     )
 
 

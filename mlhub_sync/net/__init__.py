@@ -1,4 +1,5 @@
-"""What every network edge shares: the retry policy (``retry``), secret redaction
+"""What every network edge shares: the retry policy (``retry``), the network limits of a
+dataset (``settings``), which redirects may be followed (``redirects``), secret redaction
 (``redact``), catalog text made safe to show (``display``: terminals, CSV cells) and the
 JSON/API client on requests (``client``).
 

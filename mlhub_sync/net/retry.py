@@ -4,7 +4,9 @@ Connection errors, timeouts, truncated bodies and the statuses in :data:`RETRYAB
 retry with exponential backoff and *full jitter* (a uniform wait in ``[0, min(cap, base*2^n)]``,
 which spreads a crowd of clients out better than a fixed schedule). A server's ``Retry-After``
 (seconds or an HTTP-date) is honoured, up to ``max_retry_after``. Other statuses (400, 401,
-403, 404, 410...) are final: retrying cannot change the answer.
+403, 404, 410...) are final: retrying cannot change the answer. A name that does not resolve
+is retried at most ``max_dns_retries`` times (a dead host's name rarely comes back in
+seconds), and no wait is started that would end after the caller's deadline.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class RetryPolicy:
     backoff: float = 0.5
     max_backoff: float = 30.0
     max_retry_after: float = 300.0
+    max_dns_retries: int = 1
 
     def should_retry(self, failures_in_a_row: int) -> bool:
         """True while failures without progress stay within the budget."""
@@ -72,10 +75,19 @@ class RetryPolicy:
         return wait
 
     def next_attempt(
-        self, failures_in_a_row: int, *, retryable: bool, retry_after: float | None, jitter: float
+        self,
+        failures_in_a_row: int,
+        *,
+        retryable: bool,
+        retry_after: float | None,
+        jitter: float,
+        name_resolution: bool = False,
+        time_left: float = math.inf,
     ) -> float | None:
         """The one retry decision every retrying loop makes after a failure: seconds to wait
-        before the next attempt, or ``None`` to give up (a final failure, or the budget spent).
+        before the next attempt, or ``None`` to give up: a final failure, the budget spent, a
+        name that did not resolve ``max_dns_retries`` times (``name_resolution``), or a wait
+        that would not end within ``time_left`` seconds (the caller's deadline).
 
         The loop shape it serves::
 
@@ -90,4 +102,28 @@ class RetryPolicy:
         """
         if not retryable or not self.should_retry(failures_in_a_row):
             return None
-        return self.delay(failures_in_a_row, retry_after, jitter)
+        if name_resolution and failures_in_a_row > self.max_dns_retries:
+            return None
+        wait = self.delay(failures_in_a_row, retry_after, jitter)
+        return wait if wait < time_left else None
+
+    def out_of_time(
+        self,
+        failures_in_a_row: int,
+        *,
+        retryable: bool,
+        retry_after: float | None,
+        jitter: float,
+        name_resolution: bool = False,
+        time_left: float,
+    ) -> bool:
+        """Whether :meth:`next_attempt` gives up only because ``time_left`` ran out (how a
+        caller tells a deadline from a spent budget, for its message)."""
+        unlimited = self.next_attempt(
+            failures_in_a_row,
+            retryable=retryable,
+            retry_after=retry_after,
+            jitter=jitter,
+            name_resolution=name_resolution,
+        )
+        return unlimited is not None and unlimited >= time_left

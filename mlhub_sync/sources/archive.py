@@ -93,6 +93,8 @@ def fetch_remote(
         if_modified_since=db.get_meta("archive_last_modified") if known else None,
         digests=("sha256",),
         progress=progress,
+        max_size=http.net.max_archive_size,
+        max_size_setting="archive_limits.max_unpacked_gib",
     )
 
     def started(_req: TransferRequest, validator: str | None, _total: int | None) -> None:
@@ -100,10 +102,10 @@ def fetch_remote(
             db.set_meta({"archive_part_source": source, "archive_part_validator": validator})
 
     tree = Tree(kept.parent)  # the .part is written, resumed and renamed in it, by name
-    transfers = Transfers(policy=http.policy, rand=http.rand, on_started=started, tree=tree)
-    driver = CurlDriver(
-        1, stop=http.stop, connect_timeout=http.connect_timeout, read_timeout=http.read_timeout
+    transfers = Transfers(
+        policy=http.policy, rand=http.rand, on_started=started, tree=tree, net=http.net
     )
+    driver = CurlDriver(1, stop=http.stop, net=http.net)
     state = FetchState()
     try:
         result = driver.run(transfers.fetch(request, state))

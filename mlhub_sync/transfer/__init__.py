@@ -4,9 +4,11 @@ many at once.
 - ``ops``: the plain-data seam (operations a transfer yields, results a driver sends back;
   the request and result of a whole transfer);
 - ``rules``: the transfer itself, a generator (its rules are the module's docstring);
-- ``checks``: its judgements, pure (what a response means, what bytes are verified by);
-- ``sink``: ``.part`` files (fresh, resumed, written, hashed, limited);
-- ``curl``: the production driver, libcurl's multi interface; ``fsync``: where fsync runs;
+- ``checks``: its judgements, pure (what a response means, how many bytes a body may bring,
+  what bytes are verified by); ``budget``: its patience (retries, the deadline, progress);
+- ``sink``: ``.part`` files (fresh, resumed, written, hashed, limited); ``space``: free space;
+- ``curl``: the production driver, libcurl's multi interface; ``easy``: its easy handles
+  (options, callbacks, the redirect guard, what failures mean); ``fsync``: where fsync runs;
 - ``scripted``: a synchronous driver playing recorded responses (for tests);
 - ``local``: ``file:`` copies, hard links, output folders.
 

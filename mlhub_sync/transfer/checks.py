@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from mlhub_sync.errors import TransferError
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.net.retry import is_retryable_status, parse_retry_after
+from mlhub_sync.net.settings import human_size
 from mlhub_sync.stac.checksum import Multihash, parse_multihash, s3_etag_md5, server_md5
 from mlhub_sync.transfer.ops import BodyEnd, TransferRequest
 from mlhub_sync.transfer.sink import Hashes, Sink
@@ -188,6 +189,62 @@ def body_error(sink: Sink, end: BodyEnd, accepted: Accept, url: str) -> Exceptio
             error_class="truncated",
         )
     return None
+
+
+# -- how many bytes a body may bring ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """The most bytes the part may hold once a body is in, and where that number comes from:
+    ``"file:size"`` (the catalog's, or the lock's), ``"Content-Length"``, or the setting that
+    caps a body of unknown size (``"max_asset_size"``...)."""
+
+    size: int
+    source: str
+
+    @property
+    def known(self) -> bool:
+        """Whether the size is the file's (not a cap)."""
+        return self.source in ("file:size", "Content-Length")
+
+
+def body_limit(req: TransferRequest, accepted: Accept, default_cap: int) -> Limit:
+    """Where the body of an accepted response must stop: at the file's known size (decoded
+    bytes too: a gzip Content-Length says nothing of what it unpacks to), else at the cap."""
+    if req.size is not None:
+        return Limit(req.size, "file:size")
+    if accepted.decode is None and accepted.total is not None:
+        return Limit(accepted.total, "Content-Length")
+    cap = req.max_size if req.max_size is not None else default_cap
+    return Limit(cap, req.max_size_setting)
+
+
+def bytes_expected(req: TransferRequest, accepted: Accept) -> int:
+    """The bytes an accepted body announces it will add to the part (0: unknown)."""
+    total = req.size if req.size is not None or accepted.decode else accepted.total
+    return max(0, total - accepted.offset) if total is not None else 0
+
+
+def overflow_error(url: str, limit: Limit) -> TransferError:
+    """A body ran past its limit: final, whatever a retry would bring (the same bytes)."""
+    if limit.known:
+        return TransferError(
+            f"the server sent more than the {limit.size} bytes of its {limit.source}; "
+            "the body was stopped there",
+            subject=redact_url(url),
+            retryable=False,
+            error_class="size-mismatch",
+            hint="the catalog is out of date with the host; report it to the publisher",
+        )
+    return TransferError(
+        f"the body is larger than {limit.source} ({human_size(limit.size)}) and its size is not "
+        "known; it was stopped there",
+        subject=redact_url(url),
+        retryable=False,
+        error_class="too-large",
+        hint=f"if the file really is this large, raise {limit.source} in the spec",
+    )
 
 
 # -- what the bytes are verified by ---------------------------------------------------------------

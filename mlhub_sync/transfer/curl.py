@@ -11,7 +11,9 @@ block pauses the transfer (``WRITEFUNC_PAUSE``). After ``perform`` returns, the 
 task a :class:`Response`; the task answers :class:`Receive` (a sink) or :data:`DROP`; the
 driver unpauses into the sink (libcurl hands the held block over at once) or removes the
 handle. The write callback then only calls :meth:`Sink.write`. A response without a body
-completes without pausing, and is handed over the same way.
+completes without pausing, and is handed over the same way. The one judgement made inside a
+callback is the redirect guard (``easy.py``): a redirect hop must be judged before its request
+goes out, and only libcurl knows when that is.
 
 fsync (:class:`Sync`) runs in the driver thread while it is cheap (tmpfs, a fast SSD:
 microseconds); once measured slow, it moves to helper threads so one slow disk does not stall
@@ -23,7 +25,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,10 +32,8 @@ from typing import Any, TypeVar
 
 import pycurl
 
-from mlhub_sync.errors import TransferError
-from mlhub_sync.net.client import USER_AGENT
-from mlhub_sync.net.headers import Headers
-from mlhub_sync.net.redact import redact_text, redact_url
+from mlhub_sync.net.settings import DEFAULT_NET, NetSettings
+from mlhub_sync.transfer.easy import ENDED, PAUSED, STREAMING, Conn
 from mlhub_sync.transfer.fsync import SLOW_SYNC_SECONDS, SYNC_POLL_SECONDS, Fsync
 from mlhub_sync.transfer.ops import (
     BodyEnd,
@@ -44,7 +43,6 @@ from mlhub_sync.transfer.ops import (
     Get,
     Head,
     Receive,
-    Response,
     Sleep,
     Steps,
     Sync,
@@ -53,11 +51,6 @@ from mlhub_sync.transfer.ops import (
 T = TypeVar("T")
 
 log = logging.getLogger("mlhub_sync.transfer")
-
-
-# libcurl's receive buffer: the body reaches Python (write, hash) in blocks up to this size;
-# libcurl's default of 16 KiB means 64 Python callbacks per MiB.
-CURL_BUFFER = 1 << 20
 
 
 class Cancelled(Exception):  # noqa: N818 - how a stopped task ended, not an error
@@ -70,110 +63,11 @@ class Cancelled(Exception):  # noqa: N818 - how a stopped task ended, not an err
 TaskExit = Callable[[Any, BaseException | None], None]  # (returned value, what escaped)
 
 
-# libcurl result codes -> (error class, retryable)
-_CURL_ERRORS = {
-    1: ("bad-url", False),  # unsupported protocol (e.g. a redirect to ftp:)
-    3: ("bad-url", False),  # malformed URL
-    5: ("connection", True),  # could not resolve proxy
-    6: ("connection", True),  # could not resolve host
-    7: ("connection", True),  # could not connect
-    18: ("truncated", True),  # the body ended before Content-Length
-    28: ("timeout", True),
-    47: ("redirect-loop", False),
-    52: ("connection", True),  # empty reply
-    55: ("connection", True),  # send error
-    56: ("connection", True),  # receive error (a reset)
-    61: ("bad-encoding", True),
-}
-
-_AWAITING, _PAUSED, _STREAMING, _ENDED = range(4)  # where a handle's GET is
-
-
-def curl_error(code: int, message: str, url: str) -> TransferError:
-    """A libcurl failure as the :class:`TransferError` it means."""
-    kind, retryable = _CURL_ERRORS.get(code, ("connection", True))
-    text = redact_text(str(message))
-    if kind == "redirect-loop":
-        text = "too many redirects"
-    elif kind == "bad-url":
-        text = f"unusable URL or redirect: {text}"
-    else:
-        text = f"{kind} error: {text}"
-    return TransferError(text, subject=redact_url(url), retryable=retryable, error_class=kind)
-
-
 @dataclass(eq=False)
 class _Task:
     steps: Steps[Any]
-    conn: _Conn
+    conn: Conn
     on_exit: TaskExit
-
-
-class _Conn:
-    """One easy handle, and where its current request is."""
-
-    __slots__ = ("curl", "head", "lines", "paused", "phase", "sink", "task", "url")
-
-    def __init__(self, paused: list[_Conn], connect_timeout: float, read_timeout: float):
-        self.paused = paused  # the driver's list of handles whose headers are in
-        self.lines: list[bytes] = []
-        self.sink: BodySink | None = None
-        self.task: _Task | None = None
-        self.phase = _ENDED
-        self.url = ""
-        self.head = False
-        self.curl = curl = pycurl.Curl()
-        curl.setopt(pycurl.NOSIGNAL, 1)
-        curl.setopt(pycurl.FOLLOWLOCATION, 1)
-        curl.setopt(pycurl.MAXREDIRS, 10)
-        curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
-        curl.setopt(pycurl.CONNECTTIMEOUT_MS, max(1, int(connect_timeout * 1000)))
-        # No progress for read_timeout seconds (whole seconds: libcurl's granularity) ends it.
-        curl.setopt(pycurl.LOW_SPEED_LIMIT, 1)
-        curl.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(read_timeout)))
-        curl.setopt(pycurl.HTTP_CONTENT_DECODING, 0)  # a sink unwraps what it must
-        curl.setopt(pycurl.BUFFERSIZE, CURL_BUFFER)
-        curl.setopt(pycurl.USERAGENT, USER_AGENT)
-        curl.setopt(pycurl.HEADERFUNCTION, self.lines.append)
-        curl.setopt(pycurl.WRITEFUNCTION, self.on_body)
-
-    def on_body(self, data: bytes) -> int | None:
-        """libcurl's write callback: into the sink, or pause at the first block."""
-        sink = self.sink
-        if sink is not None:
-            return sink.write(data)
-        self.phase = _PAUSED
-        self.paused.append(self)
-        return pycurl.WRITEFUNC_PAUSE
-
-    def start(self, url: str, headers: dict[str, str], head: bool) -> None:
-        """Set the handle up for a request (the driver adds it to the multi handle)."""
-        curl = self.curl
-        self.lines.clear()
-        self.sink = None
-        self.phase = _AWAITING
-        self.url = url
-        self.head = head
-        curl.setopt(pycurl.URL, url)
-        curl.setopt(
-            pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items() if k != "User-Agent"]
-        )
-        if head:
-            curl.setopt(pycurl.NOBODY, 1)
-
-    def after_head(self) -> None:
-        """Make the handle a GET handle again."""
-        self.head = False
-        self.curl.setopt(pycurl.NOBODY, 0)
-        self.curl.setopt(pycurl.HTTPGET, 1)
-
-    def response(self) -> Response:
-        """The final response's status and headers, as a value."""
-        status, headers = Headers.from_lines(self.lines)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s -> %s", "HEAD" if self.head else "GET", redact_url(self.url), status)
-        return Response(status, headers, self.curl.getinfo(pycurl.EFFECTIVE_URL))
 
 
 class CurlDriver:
@@ -189,17 +83,14 @@ class CurlDriver:
         slots: int,
         *,
         stop: Any,
-        connect_timeout: float,
-        read_timeout: float,
+        net: NetSettings = DEFAULT_NET,
         inline_sync_below: float = SLOW_SYNC_SECONDS,
     ):
         self.stop = stop
         self.multi = pycurl.CurlMulti()
-        self._paused: list[_Conn] = []
-        self._idle = [
-            _Conn(self._paused, connect_timeout, read_timeout) for _ in range(max(1, slots))
-        ]
-        self._waiting: dict[int, _Conn] = {}  # by id(easy handle)
+        self._paused: list[Conn] = []
+        self._idle = [Conn(self._paused, net) for _ in range(max(1, slots))]
+        self._waiting: dict[int, Conn] = {}  # by id(easy handle)
         self._sleeping: list[tuple[float, int, _Task]] = []
         self._order = itertools.count()
         self.fsync = Fsync(inline_sync_below)
@@ -261,7 +152,7 @@ class CurlDriver:
         paused = self._paused
         while paused:
             conn = paused.pop()
-            if conn.task is not None and conn.phase == _PAUSED:
+            if conn.task is not None and conn.phase == PAUSED:
                 self._advance(conn.task, conn.response())
 
     def _perform(self) -> None:
@@ -309,20 +200,20 @@ class CurlDriver:
         self._release(conn)
         if task is None:
             return
-        failure = None if error is None else curl_error(error[0], error[1], conn.url)
+        failure = None if error is None else conn.error(*error)
         if conn.head:
             conn.after_head()
             self._advance(task, Failure(failure) if failure else conn.response())
-        elif conn.phase == _STREAMING:
+        elif conn.phase == STREAMING:
             assert conn.sink is not None
             self._advance(task, BodyEnd(conn.sink.received, failure))
         elif failure is not None:
             self._advance(task, Failure(failure))
         else:  # a response without a body: the task still says where the body goes
-            conn.phase = _ENDED
+            conn.phase = ENDED
             self._advance(task, conn.response())
 
-    def _release(self, conn: _Conn) -> None:
+    def _release(self, conn: Conn) -> None:
         if self._waiting.pop(id(conn.curl), None) is not None:
             self.multi.remove_handle(conn.curl)
 
@@ -339,9 +230,9 @@ class CurlDriver:
                 self._end(task, None, exc)
                 return
             kind = type(op)
-            if conn.phase == _PAUSED and kind is not Receive:
+            if conn.phase == PAUSED and kind is not Receive:
                 self._release(conn)  # a body nobody wants: abandon it (and its connection)
-                conn.phase = _ENDED
+                conn.phase = ENDED
             if (kind is Get or kind is Head or kind is Sleep) and self.stop.is_set():
                 self._cancel(task)  # nothing new starts once the run stops
                 return
@@ -368,19 +259,19 @@ class CurlDriver:
             assert kind is Drop, op
             value = None
 
-    def _receive(self, conn: _Conn, sink: BodySink) -> BodyEnd | None:
+    def _receive(self, conn: Conn, sink: BodySink) -> BodyEnd | None:
         """Unpause into ``sink``; a :class:`BodyEnd` if the body is already over."""
-        if conn.phase != _PAUSED:  # the response had no body
+        if conn.phase != PAUSED:  # the response had no body
             return BodyEnd(0, None)
         conn.sink = sink
-        conn.phase = _STREAMING
+        conn.phase = STREAMING
         try:
             conn.curl.pause(pycurl.PAUSE_CONT)  # hands the held block to the sink now
         except pycurl.error as exc:
             self._release(conn)
             code = exc.args[0] if exc.args else 0
             message = exc.args[1] if len(exc.args) > 1 else str(exc)
-            return BodyEnd(sink.received, curl_error(int(code), str(message), conn.url))
+            return BodyEnd(sink.received, conn.error(int(code), str(message)))
         return None
 
     def _cancel(self, task: _Task) -> None:
@@ -394,7 +285,7 @@ class CurlDriver:
     def _end(self, task: _Task, value: Any, error: BaseException | None) -> None:
         conn = task.conn
         self._release(conn)
-        conn.task, conn.sink, conn.phase = None, None, _ENDED
+        conn.task, conn.sink, conn.phase = None, None, ENDED
         if conn.head:
             conn.after_head()
         self._idle.append(conn)

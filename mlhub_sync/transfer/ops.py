@@ -145,6 +145,10 @@ class TransferRequest:
     if_modified_since: str | None = None
     digests: tuple[str, ...] = ()  # hashlib names to compute besides MD5 (e.g. "sha256")
     progress: Progress | None = None  # hears of the body's bytes (one archive, not bulk)
+    # The cap on a body whose size nobody knows (None: the engine's max_asset_size), and the
+    # setting that raises it, for the message.
+    max_size: int | None = None
+    max_size_setting: str = "max_asset_size"
 
 
 class Progress:

@@ -15,7 +15,11 @@ The rules (DESIGN.md §2.3), each written once, here:
    before the rename): verify it without fetching. Otherwise start over, free.
 5. A size from the server that differs from the catalog's ``file:size`` is final
    (``size-mismatch``). A body shorter than the size announced is a failed attempt that keeps
-   its bytes for the next one (fsynced first).
+   its bytes for the next one (fsynced first). A body stops as soon as it passes the size
+   known for it (``file:size``, else Content-Length; decoded bytes for gzip): that is final
+   too (``size-mismatch``), not a restart. With no size known, the body stops at the cap
+   (``max_asset_size``, or the request's ``max_size``: ``too-large``). A body starts only when
+   the disk keeps its reserve after the bytes announced (``space.py``).
 6. Hash while streaming (the part's existing bytes first); verify by the best evidence
    (``checks.verify``). A mismatch discards the part and restarts from zero once; a second one
    is final (``checksum-mismatch``).
@@ -29,9 +33,11 @@ The rules (DESIGN.md §2.3), each written once, here:
    the encoded bytes, so only ``file:size`` (or a checksum) verifies it, and it cannot resume.
 9. An HTML page where the file should be, with nothing to verify it by, is final
    (``html-response``); so is ``checksum: required`` with no checksum known (``no-checksum``).
-10. Retries follow the :class:`RetryPolicy` (``policy.next_attempt``); an attempt that grew
-    the part past its longest so far resets the failure count (bytes that only rebuild a
-    discarded part are no progress). 400/401/403/404/410 are final.
+10. Retries follow the :class:`RetryPolicy` (``policy.next_attempt``) within the transfer's
+    :class:`~mlhub_sync.transfer.budget.Budget`: progress (the part grown past its longest so
+    far, at ``min_rate`` or better) resets the failure count and moves the deadline; no new
+    attempt starts once ``asset_deadline`` seconds passed without progress. A name that does
+    not resolve is retried ``max_dns_retries`` times. 400/401/403/404/410 are final.
 11. A file of :data:`RECORD_PARTIAL_FROM` bytes or more reports its start (``on_started``:
     what lets a killed run resume it) when its body starts; a smaller one only if its transfer
     ends unfinished, which costs less than journaling every start.
@@ -50,6 +56,7 @@ stops the run; other final failures raise :class:`TransferError`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -57,8 +64,10 @@ from mlhub_sync.errors import TransferError
 from mlhub_sync.net.client import USER_AGENT
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.net.settings import DEFAULT_NET, NetSettings
 from mlhub_sync.stac.checksum import Multihash, ServerMd5, server_md5
 from mlhub_sync.transfer import checks
+from mlhub_sync.transfer.budget import Budget
 from mlhub_sync.transfer.local import asset_folder, copy_local
 from mlhub_sync.transfer.ops import (
     DROP,
@@ -84,6 +93,7 @@ from mlhub_sync.transfer.sink import (
     part_size,
     publish,
 )
+from mlhub_sync.transfer.space import FreeSpace
 from mlhub_sync.tree import Entry, Folder, Tree
 
 log = logging.getLogger("mlhub_sync.transfer")
@@ -112,12 +122,17 @@ class Transfers:
         rand: Callable[[], float],
         on_started: StartedCallback | None = None,
         tree: Tree | None = None,
+        net: NetSettings = DEFAULT_NET,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.policy = policy
         self.rand = rand
         self.on_started = on_started
         self._own_tree = tree is None
         self.tree = Tree(None) if tree is None else tree
+        self.net = net
+        self.clock = clock
+        self.space = FreeSpace(clock)
         # Hosts whose 32-hex ETags proved not to be MD5s (SSE-KMS / SSE-C uploads look alike),
         # counted per host: one asset proves nothing, several different ones make a pattern.
         self._etag_not_md5: set[str] = set()
@@ -156,9 +171,10 @@ class Transfers:
 
     def head(self, url: str) -> Steps[tuple[int | None, ServerMd5 | None]]:
         """``(Content-Length, server MD5)`` from a HEAD request (retried like a GET)."""
-        failures = 0
+        budget = self._budget()
         headers = _headers(url)
         while True:
+            budget.begin()
             reply = yield Head(url, headers)
             if isinstance(reply, Failure):
                 failure = reply.error
@@ -169,8 +185,8 @@ class Transfers:
                 return size, server_md5(reply.headers, full_body=True, trust_etag=trust)
             else:
                 failure = checks.status_error(reply.status, reply.headers, url)
-            failures += 1
-            yield from self._backoff(failure, failures)
+            budget.failed()
+            yield from self._backoff(failure, budget)
 
     # -- the download loop ----------------------------------------------------------------------
 
@@ -185,14 +201,13 @@ class Transfers:
         if req.if_modified_since:
             base["If-Modified-Since"] = req.if_modified_since
         hashing = req.checksum_mode != "off"
-        failures = attempts = transferred = 0
+        transferred = 0
         checksum_restarted = resumed = False
         etag_mismatch_md5: str | None = None
         etag_proven = False  # a response's whole-object MD5 header agreed with its ETag
-        high_water = 0  # the longest the part has been: only growing past it is progress
+        budget = self._budget()
         while True:
-            attempts += 1
-            state.attempts = attempts
+            state.attempts = budget.begin()
             usable = validator is not None and not validator.startswith("W/")
             offset = part_size(part) if usable else 0
             headers = base
@@ -200,48 +215,50 @@ class Transfers:
                 headers = {**base, "Range": f"bytes={offset}-", "If-Range": validator or ""}
             reply = yield Get(req.url, headers)
             if isinstance(reply, Failure):
-                failures += 1
-                yield from self._backoff(reply.error, failures)
+                budget.failed()
+                yield from self._backoff(reply.error, budget)
                 continue
             if reply.status == 304 and (req.if_none_match or req.if_modified_since):
                 yield DROP
-                return _not_modified(reply, attempts)
+                return _not_modified(reply, budget.attempts)
             etag_proven = etag_proven or checks.etag_is_md5(reply.status, reply.headers)
             verdict = checks.judge(req, claim, reply.status, reply.headers, offset, validator)
             if isinstance(verdict, checks.Failed):
                 yield DROP
-                failures += 1
-                yield from self._backoff(verdict.error, failures)
+                budget.failed()
+                yield from self._backoff(verdict.error, budget)
                 continue
             if isinstance(verdict, checks.Restart):
                 yield DROP
                 discard(part)
                 validator = None
                 if not verdict.free:
-                    failures += 1
+                    budget.failed()
                     error = TransferError(
                         verdict.why,
                         subject=redact_url(req.url),
                         retryable=True,
                         error_class="bad-response",
                     )
-                    yield from self._backoff(error, failures)
+                    yield from self._backoff(error, budget)
                 continue
             hashes = Hashes(claim, hashing, req.digests)
             body_error: Exception | None = None
+            limit: checks.Limit | None = None
             if isinstance(verdict, checks.KeepWholePart):
                 yield DROP
                 sink = open_sink(part, offset, hashes)
             else:
                 validator = verdict.validator
                 self._started(req, validator, verdict.total, state)
-                expected = req.size if req.size is not None else verdict.total
+                limit = checks.body_limit(req, verdict, self.net.max_asset_size)
+                self.space.claim(part.folder.fd, checks.bytes_expected(req, verdict), str(part))
                 sink = open_sink(
                     part,
                     verdict.offset,
                     hashes,
                     decode=verdict.decode,
-                    limit=None if expected is None or verdict.decode else expected - verdict.offset,
+                    limit=limit.size - verdict.offset,
                     progress=req.progress,
                 )
                 if sink is not None:
@@ -262,20 +279,16 @@ class Transfers:
                     if not isinstance(body_error, TransferError) or not body_error.retryable:
                         raise body_error  # a local failure, or a final answer
                     sink.keep()  # a resume needs these bytes on disk
-                    # The part grew past anything reached before: the server works, so the
-                    # budget starts again.
-                    if sink.received and sink.size > high_water:
-                        high_water = sink.size
-                        failures = 1
-                    else:
-                        failures += 1
+                    # Grown past anything reached before, fast enough: the server works, so
+                    # the budget starts again (Budget.failed).
+                    budget.failed(sink.size if sink.received else None)
                     sink.close()
-                    yield from self._backoff(body_error, failures)
+                    yield from self._backoff(body_error, budget)
                     continue
                 # A 200 to a range request starts over: only bytes kept count as resumed.
                 resumed = resumed or sink.offset > 0
                 decoded = isinstance(verdict, checks.Accept) and verdict.decode is not None
-                outcome = self._check(req, claim, sink, reply, decoded)
+                outcome = self._check(req, claim, sink, reply, decoded, limit)
                 if isinstance(outcome, TransferError):
                     sink.close()
                     discard(part)  # an HTML page or an unverifiable file: nothing to resume
@@ -312,6 +325,7 @@ class Transfers:
                 if synced is not None:
                     raise local_error(synced, part)
                 sink.close()
+                attempts = budget.attempts
                 return _finish(
                     req, part, reply, outcome, validator, transferred, attempts, resumed, hashes
                 )
@@ -325,10 +339,12 @@ class Transfers:
         sink: Sink,
         reply: Response,
         decoded: bool,
+        limit: checks.Limit | None,
     ) -> checks.Verified | checks.Mismatch | TransferError:
-        """What the bytes in ``sink`` are verified by (or why they are not)."""
-        if sink.overflowed:
-            return checks.Mismatch(f"the body is longer than the {sink.size} bytes expected")
+        """What the bytes in ``sink`` are verified by (or why they are not); a body that ran
+        past its limit is a final answer."""
+        if sink.overflowed and limit is not None:
+            return checks.overflow_error(req.url, limit)
         return checks.verify(
             req,
             claim,
@@ -360,15 +376,11 @@ class Transfers:
             state.deferred_start = None
             self.on_started(req, validator, total)
 
-    def _backoff(self, failure: TransferError, failures: int) -> Steps[None]:
-        wait = self.policy.next_attempt(
-            failures,
-            retryable=failure.retryable,
-            retry_after=failure.retry_after,
-            jitter=self.rand(),
-        )
-        if wait is None:
-            raise failure
+    def _budget(self) -> Budget:
+        return Budget(self.policy, self.net, self.clock, self.rand)
+
+    def _backoff(self, failure: TransferError, budget: Budget) -> Steps[None]:
+        wait = budget.wait(failure)  # or raise it: final, or out of patience
         log.debug("%s: %s; retry in %.2fs", failure.subject, failure.message, wait)
         yield Sleep(wait)
 

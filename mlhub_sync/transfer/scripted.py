@@ -38,6 +38,7 @@ T = TypeVar("T")
 # How a scripted connection can fail, and whether a retry may help (as libcurl reports them).
 FAILURES = {
     "connection": True,  # refused, reset
+    "dns": True,  # the host name does not resolve
     "timeout": True,  # a stall longer than the read timeout
     "truncated": True,  # the body ended before Content-Length
     "redirect-loop": False,
@@ -60,6 +61,7 @@ class Reply:
     fail_after: int | None = None
     fail: str = "connection"
     url: str | None = None  # the final URL, when redirects were followed
+    seconds: float = 0.0  # how long the exchange takes on the driver's clock (a slow body)
 
     def chunks(self) -> Iterable[bytes]:
         """The body as it arrives."""
@@ -81,7 +83,10 @@ class Sent:
 
 class ScriptedDriver:
     """Runs transfers synchronously against ``script`` (a list of replies in order, or one
-    list per URL). ``requests``, ``sleeps`` and ``syncs`` record what the transfer did."""
+    list per URL). ``requests``, ``sleeps`` and ``syncs`` record what the transfer did.
+
+    :meth:`clock` is the time the script has taken: each backoff and each reply's ``seconds``
+    move it on (give it to ``Transfers(clock=...)`` to test deadlines without waiting)."""
 
     def __init__(
         self,
@@ -101,6 +106,11 @@ class ScriptedDriver:
         self.requests: list[Sent] = []
         self.sleeps: list[float] = []
         self.syncs = 0
+        self.now = 0.0
+
+    def clock(self) -> float:
+        """Seconds of scripted time so far."""
+        return self.now
 
     @property
     def unused(self) -> int:
@@ -127,6 +137,7 @@ class ScriptedDriver:
                 method = "GET" if isinstance(op, Get) else "HEAD"
                 self.requests.append(Sent(method, op.url, dict(op.headers)))
                 reply = self._next(op.url)
+                self.now += reply.seconds
                 if reply.status == 0:
                     value = Failure(_failure(reply.fail, op.url))
                     continue
@@ -140,6 +151,7 @@ class ScriptedDriver:
                 pending = None
             elif isinstance(op, Sleep):
                 self.sleeps.append(op.seconds)
+                self.now += op.seconds
             elif isinstance(op, Sync):
                 self.syncs += 1
                 try:

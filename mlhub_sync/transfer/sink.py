@@ -27,10 +27,14 @@ from typing import Any
 
 from mlhub_sync.errors import FatalLocalError, SymlinkError, TransferError
 from mlhub_sync.stac.checksum import Multihash, hash_file
+from mlhub_sync.transfer import space
 from mlhub_sync.transfer.ops import Progress
 from mlhub_sync.tree import Entry
 
 FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EPERM})
+
+
+DECODE_BLOCK = 1 << 20  # the most decoded bytes held at once (gzip/deflate bodies)
 
 
 class Hashes:
@@ -96,21 +100,48 @@ class Sink:
         return self.offset + self.received
 
     def write(self, data: bytes) -> int | None:
-        """Append a block of the body; ``0`` stops the body (see ``failure``, ``overflowed``)."""
-        if self.decoder is not None:
-            try:
-                data = self.decoder.decompress(data)
-            except zlib.error as exc:
-                self.failure = TransferError(
-                    f"the body's encoding is broken: {exc}",
-                    subject=str(self.part),
-                    retryable=True,
-                    error_class="bad-encoding",
-                )
-                return 0
-        if self.limit is not None and self.received + len(data) > self.limit:
+        """Append a block of the body; ``0`` stops the body (see ``failure``, ``overflowed``).
+
+        A gzip/deflate body is unwrapped :data:`DECODE_BLOCK` bytes at a time: a small block
+        that inflates to gigabytes (a decompression bomb) never sits in memory whole, and its
+        decoded bytes stop at ``limit`` like any other body's. Every :data:`space.CHECK_EVERY`
+        bytes the disk's free space is looked at: below its reserve, the body stops
+        (``failure`` is the :class:`FatalLocalError` that stops the run).
+        """
+        decoder = self.decoder
+        if decoder is None:
+            return self._append(data)
+        try:
+            while data:
+                out = decoder.decompress(data, DECODE_BLOCK)
+                data = decoder.unconsumed_tail
+                if out and self._append(out) == 0:
+                    return 0
+        except zlib.error as exc:
+            self.failure = TransferError(
+                f"the body's encoding is broken: {exc}",
+                subject=str(self.part),
+                retryable=True,
+                error_class="bad-encoding",
+            )
+            return 0
+        return None
+
+    def _append(self, data: bytes) -> int | None:
+        received = self.received
+        if self.limit is not None and received + len(data) > self.limit:
             self.overflowed = True
             return 0
+        if (received + len(data)) // space.CHECK_EVERY != received // space.CHECK_EVERY:
+            try:
+                stat = os.fstatvfs(self.fd)
+            except OSError:
+                pass  # cannot tell: the writes will say
+            else:
+                if space.available(stat) < space.reserve(stat):
+                    kept = space.reserve(stat)
+                    self.failure = space.nearly_full(str(self.part), space.available(stat), 0, kept)
+                    return 0
         try:
             written = os.write(self.fd, data)
             while written < len(data):  # a short write (a signal, a nearly full disk)
@@ -120,7 +151,7 @@ class Sink:
             return 0
         for update in self._updates:
             update(data)
-        self.received += len(data)
+        self.received = received + len(data)
         return None
 
     def finish(self) -> None:

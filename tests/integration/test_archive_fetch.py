@@ -11,6 +11,7 @@ import pytest
 from mlhub_sync.errors import CatalogError
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.net.settings import NetSettings
 from mlhub_sync.sources.archive import fetch_remote
 from mlhub_sync.state.db import StateDB
 from tests.support.server import Fault, TestServer
@@ -24,7 +25,7 @@ def test_a_killed_fetch_resumes_and_the_next_one_is_a_304(tmp_path: Path) -> Non
     (served / "blobs" / "archives").mkdir(parents=True)
     (served / "blobs" / "archives" / "ds.tar.gz").write_bytes(ARCHIVE)
     kept = tmp_path / "ds" / "ds.tar.gz"
-    http = Http(policy=RetryPolicy(max_retries=0), connect_timeout=2, read_timeout=2)
+    http = Http(policy=RetryPolicy(max_retries=0), net=NetSettings(connect=2, read=2))
     with TestServer(served, etag_style="md5") as server, StateDB.open(tmp_path / "ds") as db:
         url = server.url + PATH
         server.add_fault(PATH, Fault("truncate", after_bytes=50_000))

@@ -25,6 +25,7 @@ import pytest
 from mlhub_sync.errors import FatalLocalError, MlhubSyncError, TransferError
 from mlhub_sync.net.client import USER_AGENT
 from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.net.settings import NetSettings
 from mlhub_sync.transfer.curl import Cancelled, CurlDriver
 from mlhub_sync.transfer.local import copy_or_link
 from mlhub_sync.transfer.ops import FetchState, StartedCallback, TransferRequest, TransferResult
@@ -154,8 +155,7 @@ class Env:
         driver = CurlDriver(
             1,
             stop=stop or threading.Event(),
-            connect_timeout=2.0,
-            read_timeout=read_timeout,
+            net=NetSettings(connect=2.0, read=read_timeout),
             # fsync in the driver thread, or (as on a disk where fsync is slow) in helpers
             inline_sync_below=0.0 if self.backend.endswith("fsync-helpers") else 1.0,
         )

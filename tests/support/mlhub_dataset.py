@@ -459,3 +459,23 @@ def build_many(
     archive = root / "blobs" / "archives" / f"{ds}.tar.gz"
     write_archive(archive, b.members, top=ds)
     return GeneratedDataset(ds, root, archive, {"id": ds, "title": ds}, b.assets)
+
+
+def write_asset_catalog(path: Path, dataset_id: str, assets: dict[str, dict[str, Any]]) -> None:
+    """A catalog archive with one item per entry of ``assets`` (item id -> its ``data`` asset
+    object: ``href`` and any ``file:size`` / ``file:checksum``), in collection ``c``."""
+    catalog = {"type": "Catalog", "stac_version": "1.0.0", "id": dataset_id, "links": []}
+    members = [("catalog.json", json.dumps(catalog).encode())]
+    for item_id, asset in assets.items():
+        item = {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": item_id,
+            "collection": "c",
+            "geometry": None,
+            "properties": {"datetime": None},
+            "links": [],
+            "assets": {"data": asset},
+        }
+        members.append((f"c/{item_id}/{item_id}.json", json.dumps(item).encode()))
+    write_archive(path, members, top=dataset_id)

@@ -6,7 +6,10 @@ The server is stdlib only (``ThreadingHTTPServer`` + ``BaseHTTPRequestHandler``)
   conditional requests and optional MD5 headers (see :class:`TestServer`);
 * JSON routes, redirects and extra file routes registered by the test;
 * API-key and User-Agent checks;
-* scripted faults (:class:`Fault`), FIFO per path, or random faults at a seeded rate.
+* scripted faults (:class:`Fault`), FIFO per path, or random faults at a seeded rate;
+* streamed bodies the test writes itself (:meth:`TestServer.add_stream_route`): chunked,
+  close-delimited or with a Content-Length of the test's choosing, as slow or as endless as
+  its generator (a drip, a body longer than the catalog says, a decompression bomb).
 
 Every GET/HEAD request is recorded exactly once in a thread-safe log of
 :class:`RequestRecord` entries.  Reading the log waits (bounded) until requests already being
@@ -30,7 +33,7 @@ import struct
 import sys
 import threading
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC
@@ -519,7 +522,23 @@ class _FileRoute:
     file: Path
 
 
-_Route = _JsonRoute | _RedirectRoute | _FileRoute
+Chunks = Callable[[threading.Event], Iterable[bytes]]
+"""A streamed body: called with the server's ``stopping`` event, yields the body's blocks."""
+
+
+FRAMINGS: Final = frozenset({"chunked", "close", "length"})
+
+
+@dataclass(frozen=True)
+class _StreamRoute:
+    chunks: Chunks
+    headers: dict[str, str]
+    framing: str
+    length: int | None
+    status: int
+
+
+_Route = _JsonRoute | _RedirectRoute | _FileRoute | _StreamRoute
 
 
 class _App:
@@ -593,6 +612,12 @@ class _App:
             self._log.clear()
 
     # answering -------------------------------------------------------------------------
+
+    def stream_route(self, path: str) -> _StreamRoute | None:
+        """The streamed body registered at ``path``, if any."""
+        with self._lock:
+            route = self._routes.get(path)
+        return route if isinstance(route, _StreamRoute) else None
 
     def take_fault(self, path: str) -> Fault | None:
         """Pop the next scripted fault for ``path``, else maybe draw a random one."""
@@ -805,6 +830,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, app: _App, exchange: _Exchange) -> None:
         """Pick the fault, build the response and put it on the wire."""
+        stream = app.stream_route(exchange.request.path)
+        if stream is not None:
+            self._stream(app, exchange, stream)
+            return
         fault = app.take_fault(exchange.request.path)
         if fault is not None and fault.kind == "stall" and fault.after_bytes <= 0:
             self._stall(app, exchange, fault.seconds)
@@ -818,6 +847,33 @@ class _Handler(BaseHTTPRequestHandler):
                 self._stall(app, exchange, fault.seconds)
                 return
         self._end_connection_if_faulted(fault)
+
+    def _stream(self, app: _App, exchange: _Exchange, route: _StreamRoute) -> None:
+        """Send a streamed body as its generator yields it, framed as the route says."""
+        self.send_response(route.status)
+        for name, value in route.headers.items():
+            self.send_header(name, value)
+        if route.framing == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        elif route.framing == "length":
+            self.send_header("Content-Length", str(route.length))
+        else:  # close-delimited: the end of the body is the end of the connection
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        exchange.status = route.status
+        if exchange.request.method == "HEAD":
+            return
+        chunked = route.framing == "chunked"
+        for block in route.chunks(app.stopping):
+            if app.stopping.is_set():
+                self.close_connection = True
+                return
+            if block:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block) if chunked else block)
+                exchange.body_bytes += len(block)
+        if chunked:
+            self.wfile.write(b"0\r\n\r\n")
 
     def _stall(self, app: _App, exchange: _Exchange, seconds: float) -> None:
         """Send nothing until ``seconds`` pass or the server stops, then close."""
@@ -962,6 +1018,26 @@ class TestServer:
     def add_file_route(self, path: str, file: Path) -> None:
         """Serve ``file`` at exactly ``path`` with blob semantics (Range, ETag, faults)."""
         self._app.add_route(path, _FileRoute(Path(file)))
+
+    def add_stream_route(
+        self,
+        path: str,
+        chunks: Chunks,
+        *,
+        framing: str = "chunked",
+        length: int | None = None,
+        headers: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> None:
+        """Answer GET ``path`` with the blocks ``chunks(stopping)`` yields, written as they
+        come (a generator may sleep on ``stopping`` between blocks: a drip). ``framing``:
+        ``"chunked"``, ``"close"`` (no length; the connection closes after the body) or
+        ``"length"`` (``Content-Length: length``, whatever the generator sends). Faults do not
+        apply; ``body_bytes`` counts what reached the socket."""
+        if framing not in FRAMINGS or (framing == "length") != (length is not None):
+            raise ValueError(f"framing must be one of {sorted(FRAMINGS)}; length only with length")
+        route = _StreamRoute(chunks, dict(headers or {}), framing, length, status)
+        self._app.add_route(path, route)
 
     def require_key(self, path_prefix: str, key: str) -> None:
         """Answer 401 JSON to requests under ``path_prefix`` lacking ``?key=<key>``."""

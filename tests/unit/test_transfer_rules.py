@@ -12,6 +12,7 @@ import hashlib
 import os
 import random
 import threading
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,12 @@ import pytest
 
 from mlhub_sync.errors import FatalLocalError, TransferError
 from mlhub_sync.net.retry import RetryPolicy
+from mlhub_sync.net.settings import NetSettings
 from mlhub_sync.transfer.curl import Cancelled
 from mlhub_sync.transfer.ops import FetchState, TransferRequest, TransferResult
 from mlhub_sync.transfer.rules import RECORD_PARTIAL_FROM, Transfers
 from mlhub_sync.transfer.scripted import Reply, ScriptedDriver
+from mlhub_sync.transfer.sink import Hashes, open_sink
 
 DATA = random.Random(1).randbytes(1000)
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -73,6 +76,9 @@ DAMAGED_REST = Reply(
     {"Content-Range": "bytes 500-999/1000", "Content-Length": "500", **SERVED},
     flipped(DATA, 750)[500:],
 )
+
+
+ZEROS_GZ = gzip.compress(bytes(8 << 20))  # 8 MiB of zeros in a few KiB
 
 
 def md5_claim(data: bytes) -> str:
@@ -244,6 +250,37 @@ CASES = {
     ),
     "no response at all is retried, then fails": Case(
         [Reply(0)] * 3, on_disk=None, error="connection", sleeps=2
+    ),
+    "a host name that does not resolve is retried once, not the whole budget": Case(
+        [Reply(0, fail="dns")] * 2, on_disk=None, error="dns", sleeps=1
+    ),
+    "a chunked body longer than file:size stops there, final, not downloaded again": Case(
+        [Reply(200, {"ETag": OPAQUE}, [DATA, DATA, DATA])],  # no Content-Length
+        request={"size": 1000},
+        on_disk=None,
+        error="size-mismatch",
+        sleeps=0,
+    ),
+    "a body of unknown size stops at the cap, final": Case(
+        [Reply(200, {"ETag": OPAQUE}, [DATA] * 5)],
+        request={"max_size": 2500},
+        on_disk=None,
+        error="too-large",
+        sleeps=0,
+    ),
+    "a gzip bomb stops at file:size of decoded bytes, final": Case(
+        [Reply(200, {"Content-Encoding": "gzip"}, gzip.compress(bytes(8 << 20)))],
+        request={"size": 1000},
+        on_disk=None,
+        error="size-mismatch",
+        sleeps=0,
+    ),
+    "a gzip bomb of unknown size stops at the cap": Case(
+        [Reply(200, {"Content-Encoding": "gzip", "Content-Length": "9000"}, ZEROS_GZ)],
+        request={"max_size": 1 << 20},
+        on_disk=None,
+        error="too-large",
+        sleeps=0,
     ),
 }
 
@@ -440,3 +477,97 @@ def test_a_stopped_run_cancels_before_the_next_request(tmp_path: Path) -> None:
             )
         )
     assert driver.requests == []
+
+
+# -- patience: the deadline and what counts as progress (on the script's clock) ---------------
+
+
+PATIENT = RetryPolicy(max_retries=100, backoff=0.5, max_backoff=30.0)
+LIMITS = NetSettings(min_rate=1024, asset_deadline=120.0)
+
+
+def fetch_on_the_clock(
+    tmp_path: Path, replies: list[Reply], policy: RetryPolicy = PATIENT
+) -> tuple[ScriptedDriver, TransferResult | TransferError]:
+    driver = ScriptedDriver(replies)
+    transfers = Transfers(policy=policy, rand=lambda: 0.5, net=LIMITS, clock=driver.clock)
+    request = TransferRequest(url=URL, dest=tmp_path / "a.tif")
+    try:
+        return driver, driver.run(transfers.fetch(request, FetchState()))
+    except TransferError as exc:
+        return driver, exc
+
+
+def test_a_host_that_times_out_every_time_is_given_up_at_the_deadline(tmp_path: Path) -> None:
+    silent = Reply(0, fail="timeout", seconds=30.0)  # each attempt waits out the window
+    driver, outcome = fetch_on_the_clock(tmp_path, [silent] * 20)
+    assert isinstance(outcome, TransferError) and outcome.error_class == "timeout"
+    assert not outcome.retryable
+    assert "gave up after 4 attempts" in outcome.message and "timeout.asset" in str(outcome.hint)
+    assert 120 <= driver.clock() <= 120 + 30  # no attempt started after the deadline
+    assert len(driver.requests) == 4  # not the 101 the retry budget would allow
+
+
+def test_a_large_file_that_keeps_moving_is_never_cut_by_the_deadline(tmp_path: Path) -> None:
+    big = random.Random(2).randbytes(1_000_000)
+    # ten connections, each dropped after 100 kB in 60 s (1.7 kB/s, above min_rate): 600 s
+    replies = [
+        Reply(
+            206 if start else 200,
+            {
+                "Content-Length": str(len(big) - start),
+                "ETag": OPAQUE,
+                **({"Content-Range": f"bytes {start}-{len(big) - 1}/{len(big)}"} if start else {}),
+            },
+            big[start:],
+            fail_after=100_000 if start < 900_000 else None,
+            seconds=60.0,
+        )
+        for start in range(0, len(big), 100_000)
+    ]
+    driver, outcome = fetch_on_the_clock(tmp_path, replies, RetryPolicy(max_retries=2))
+    assert isinstance(outcome, TransferResult), outcome
+    assert (tmp_path / "a.tif").read_bytes() == big
+    assert driver.clock() > 5 * LIMITS.asset_deadline
+
+
+def test_a_trickle_is_no_progress_even_though_the_part_grows(tmp_path: Path) -> None:
+    # 100 bytes per connection, a second each (100 B/s, below min_rate): the budget runs out
+    replies = [
+        Reply(
+            206 if start else 200,
+            {
+                "Content-Length": str(1000 - start),
+                "ETag": OPAQUE,
+                **({"Content-Range": f"bytes {start}-999/1000"} if start else {}),
+            },
+            DATA[start:],
+            fail_after=100,
+            seconds=1.0,
+        )
+        for start in range(0, 1000, 100)
+    ]
+    driver, outcome = fetch_on_the_clock(tmp_path, replies, RetryPolicy(max_retries=3))
+    assert isinstance(outcome, TransferError) and outcome.error_class == "connection"
+    assert len(driver.requests) == 4  # max_retries + 1: no attempt reset the budget
+
+
+# -- the sink: no byte past the limit reaches the disk, a bomb never sits in memory -----------
+
+
+def test_a_gzip_bomb_stops_at_the_limit_and_never_sits_in_memory_whole(tmp_path: Path) -> None:
+    part = tmp_path / "a.part"
+    limit = 3 << 20
+    sink = open_sink(part, 0, Hashes(None, True), decode="gzip", limit=limit)
+    assert sink is not None
+    bomb = gzip.compress(bytes(32 << 20), compresslevel=1)  # 32 MiB of zeros in 140 KB
+    tracemalloc.start()
+    try:
+        stopped = sink.write(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        sink.close()
+    assert stopped == 0 and sink.overflowed
+    assert part.stat().st_size == sink.received == limit  # decoded bytes, counted on disk
+    assert peak < 8 << 20  # 32 MiB decoded, never held whole
