@@ -412,16 +412,7 @@ def _finish(
     stat = publish(part, req.dest.name)
     headers = reply.headers
     return TransferResult(
-        stat.st_size,
-        stat.st_mtime_ns,
-        verified.md5,
-        validator,
-        verified.by,
-        transferred,
-        attempts,
-        resumed,
-        reply.url,
-        headers.get("Last-Modified"),
-        hashes.extra_hex() if hashes.extra else {},
-        etag=headers.get("ETag"),
-    )
+        stat.st_size, stat.st_mtime_ns, verified.md5, validator, verified.by, transferred,
+        attempts, resumed, reply.url, headers.get("Last-Modified"),
+        hashes.extra_hex() if hashes.extra else {}, etag=headers.get("ETag"),
+    )  # fmt: skip

@@ -433,7 +433,7 @@ def test_a_link_at_any_component_of_an_asset_path_is_never_followed(
             partial_validator=validator if kind == "resumed part" else None,
         )
         jobs = JobSteps(asset_dir, "auto", RetryPolicy(max_retries=0), events.append, lambda: False)
-        driver = CurlDriver(1, stop=threading.Event(), connect_timeout=2, read_timeout=2)
+        driver = CurlDriver(1, stop=threading.Event())
         try:
             driver.run(jobs.run(Job(url, (step,))))
         finally:

@@ -27,6 +27,7 @@ from mlhub_sync.transfer.ops import FetchState, TransferRequest, TransferResult
 from mlhub_sync.transfer.rules import RECORD_PARTIAL_FROM, Transfers
 from mlhub_sync.transfer.scripted import Reply, ScriptedDriver
 from mlhub_sync.transfer.sink import Hashes, open_sink
+from mlhub_sync.tree import Tree
 
 DATA = random.Random(1).randbytes(1000)
 MD5 = hashlib.md5(DATA).hexdigest()
@@ -558,7 +559,9 @@ def test_a_trickle_is_no_progress_even_though_the_part_grows(tmp_path: Path) -> 
 def test_a_gzip_bomb_stops_at_the_limit_and_never_sits_in_memory_whole(tmp_path: Path) -> None:
     part = tmp_path / "a.part"
     limit = 3 << 20
-    sink = open_sink(part, 0, Hashes(None, True), decode="gzip", limit=limit)
+    tree = Tree(tmp_path)
+    with tree.folder(tmp_path) as folder:
+        sink = open_sink(folder.entry(part.name), 0, Hashes(None, True), decode="gzip", limit=limit)
     assert sink is not None
     bomb = gzip.compress(bytes(32 << 20), compresslevel=1)  # 32 MiB of zeros in 140 KB
     tracemalloc.start()
@@ -568,6 +571,7 @@ def test_a_gzip_bomb_stops_at_the_limit_and_never_sits_in_memory_whole(tmp_path:
     finally:
         tracemalloc.stop()
         sink.close()
+        tree.close()
     assert stopped == 0 and sink.overflowed
     assert part.stat().st_size == sink.received == limit  # decoded bytes, counted on disk
     assert peak < 8 << 20  # 32 MiB decoded, never held whole
