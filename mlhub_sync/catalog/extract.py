@@ -116,7 +116,7 @@ def extract_archive(
     with (
         _open_kept(archive) as raw,
         Tree(staging.parent) as tree,  # staging is a folder of the dataset folder
-        reporter.stage(f"unarchive {archive.name}", unit="files") as stage,
+        reporter.stage(f"unarchive {archive.name.removesuffix('.part')}", unit="files") as stage,
     ):
         byte_cap = limits.byte_cap(os.fstat(raw.fileno()).st_size)
         gz = gzip.GzipFile(fileobj=raw, mode="rb")

@@ -14,6 +14,8 @@ from mlhub_sync.net.display import terminal_safe
 from mlhub_sync.net.redact import SecretFilter
 from mlhub_sync.progress import LogReporter, NullReporter, Reporter, TqdmReporter
 
+PROGRESS = "mlhub_sync.progress"  # the progress lines' logger
+
 
 class EscapeArguments(logging.Filter):
     """Escapes control characters in a record's text arguments, newlines too: they are ids,
@@ -27,9 +29,18 @@ class EscapeArguments(logging.Filter):
 
 
 class TerminalFormatter(logging.Formatter):
-    """A formatter whose output has every control character escaped but newlines."""
+    """A formatter whose output has every control character escaped but newlines.
+
+    Without ``-v`` a progress line is shown as it is (``tiny: download assets: 6/11 files``),
+    not as an ``INFO:`` record: it is the run's output, not a log message."""
+
+    def __init__(self, fmt: str, *, plain_progress: bool = False):
+        super().__init__(fmt)
+        self.plain_progress = plain_progress
 
     def format(self, record: logging.LogRecord) -> str:
+        if self.plain_progress and record.name == PROGRESS and record.levelno == logging.INFO:
+            return terminal_safe(record.getMessage(), keep_newlines=True)
         return terminal_safe(super().format(record), keep_newlines=True)
 
 
@@ -43,7 +54,8 @@ def configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         TerminalFormatter(
-            "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
+            "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s",
+            plain_progress=not verbose,
         )
     )
     handler.addFilter(EscapeArguments())  # before the secret filter merges the arguments
@@ -53,7 +65,7 @@ def configure_logging(verbose: int, quiet: bool, secrets: SecretFilter) -> None:
     root.setLevel(level)
     root.propagate = False
     # Progress lines are the point of a non-interactive run: show them unless --quiet.
-    logging.getLogger("mlhub_sync.progress").setLevel(logging.ERROR if quiet else logging.INFO)
+    logging.getLogger(PROGRESS).setLevel(logging.ERROR if quiet else logging.INFO)
     if verbose >= 2:
         for name in ("urllib3", "requests"):
             other = logging.getLogger(name)

@@ -62,3 +62,17 @@ def test_verify_that_finds_problems_says_how_to_repair(tmp_path: Path, hub: Hub,
     assert result.code == ExitCode.FAILURES
     assert "1 missing" in result.stdout
     assert f"run `mlhub-sync apply {spec}` to fetch those files again" in result.stdout
+
+
+def test_progress_lines_without_a_terminal_read_as_output_not_as_log_records(
+    tmp_path: Path, hub: Hub, cli: Any
+) -> None:
+    result = cli("apply", hub.spec(tmp_path / "spec.yaml"))
+    assert result.code == ExitCode.OK, result.stderr
+    lines = result.stderr.splitlines()
+    assert "unarchive tiny.tar.gz: 14 files" in result.stderr  # the archive's name, not a .part
+    assert ".part" not in result.stderr
+    assert not [line for line in lines if line.startswith("INFO")]
+    assert any(line.startswith("download assets: ") for line in lines)
+    verbose = cli("apply", hub.spec(tmp_path / "fresh.yaml", output_dir="./fresh"), "-v")
+    assert "INFO mlhub_sync." in verbose.stderr  # -v shows where each line comes from
