@@ -7,6 +7,8 @@
     ds.download(output_dir="data", collection_filter={"sen12floods_s2_source": ["B02"]},
                 datetime=(start, end), bbox=[...])
 
+    ds = Dataset.from_source("my_dataset", "catalogs/my_dataset.tar.gz")  # no API: any source
+
 ``download`` builds the same dataset config a spec would and runs the same plan/apply engine,
 so a re-run downloads only what is missing, partial or corrupt. Failures raise
 :class:`~mlhub_sync.errors.ApplyError` naming the error report.
@@ -82,6 +84,8 @@ class Dataset:
         self._api_key = api_key
         self._profile = profile
         self._root_url = root_url
+        self._source: dict[str, Any] | None = None  # from_source: the spec's source mapping
+        self._allow_local: list[str] = []
 
     def __repr__(self) -> str:
         return f"Dataset(id={self.id!r}, title={self.title!r})"
@@ -103,6 +107,27 @@ class Dataset:
         with http.session:
             data = get_dataset(http, root, dataset_id, key)
         return cls(data, api_key=api_key, profile=profile, root_url=root_url)
+
+    @classmethod
+    def from_source(
+        cls,
+        dataset_id: str,
+        source: str | Path | Mapping[str, Any],
+        *,
+        allow_local: Sequence[str | Path] = (),
+        title: str | None = None,
+    ) -> Dataset:
+        """A dataset whose catalog comes from ``source`` rather than the MLHub API: a catalog
+        archive (``.tar.gz``) or a static catalog (``catalog.json``) as a local path or an
+        http(s) URL, or a spec ``source:`` mapping (``{"type": "stac", "url": ...}``).
+        ``allow_local``: the folders its ``file:`` hrefs may be copied from, as in a spec.
+        Local paths are taken relative to the current directory now. Nothing is fetched
+        until :meth:`download`.
+        """
+        dataset = cls({"id": dataset_id, "title": title})
+        dataset._source = _source_mapping(source)
+        dataset._allow_local = [str(Path(folder).absolute()) for folder in allow_local]
+        return dataset
 
     def download(
         self,
@@ -183,7 +208,9 @@ class Dataset:
             source["profile"] = self._profile
         if self._root_url:
             source["root_url"] = self._root_url
-        entry["source"] = source
+        entry["source"] = self._source if self._source is not None else source
+        if self._allow_local:
+            entry["allow_local"] = self._allow_local
         if asset_output_dir is not None:
             entry["asset_output_dir"] = str(asset_output_dir)
         if collection_filter is not None:
@@ -209,3 +236,14 @@ def _source(api_key: str | None, profile: str | None, root_url: str | None) -> M
     if api_key:
         data["api_key"] = api_key
     return MlhubSource.model_validate(data)
+
+
+def _source_mapping(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """A spec ``source:`` mapping for what :meth:`Dataset.from_source` was given."""
+    if isinstance(source, Mapping):
+        return dict(source)
+    text = str(source)
+    kind = "stac" if text.endswith(".json") else "archive"
+    if "://" in text:
+        return {"type": kind, "url": text}
+    return {"type": kind, "path": str(Path(text).absolute())}

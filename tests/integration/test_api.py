@@ -125,3 +125,41 @@ def test_failed_assets_raise_with_the_report_path(tmp_path: Path, hub: Hub) -> N
     assert info.value.failed == 1
     assert info.value.report_paths == (tmp_path / "tiny" / "mlhub_errors.csv",)
     assert "mlhub_errors.csv" in str(info.value)
+
+
+def test_the_readmes_offline_python_example_runs_as_written(
+    examples: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Python API") :]
+    blocks = section.split("```python\n")[1:]
+    code = next(b.split("```")[0] for b in blocks if "Dataset.from_source(" in b)
+    monkeypatch.chdir(examples.parent)  # the repository's root, as the README says
+    exec(compile(code, "README.md", "exec"), {})  # our own README, as a user would paste it
+    printed = capsys.readouterr().out
+    assert "floods_source/floods_source_0/B02.tif" in printed
+    out = examples / "data/out/quickstart_floods"
+    assert sorted(p.name for p in out.rglob("*.tif")) == ["B02.tif"] * 4
+    assert not list(out.rglob("B03.tif"))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "data/quickstart/catalog.json",  # a static catalog, by path
+        {"type": "archive", "path": "data/quickstart/quickstart_floods.tar.gz"},  # a mapping
+    ],
+)
+def test_from_source_takes_a_static_catalog_or_a_spec_mapping(
+    examples: Path, monkeypatch: pytest.MonkeyPatch, source: object
+) -> None:
+    monkeypatch.chdir(examples)
+    ds = Dataset.from_source(
+        "quickstart_floods",
+        source,
+        allow_local=["data/quickstart/assets"],  # type: ignore[arg-type]
+    )
+    folder = ds.download(output_dir="out", collection_filter={"floods_labels": []}, progress=False)
+    assert folder == examples / "out/quickstart_floods"
+    assert len(list(folder.glob("floods_labels/*/labels.geojson"))) == 4
+    assert not list(folder.rglob("*.tif"))  # floods_source was not asked for
