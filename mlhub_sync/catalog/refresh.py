@@ -75,7 +75,9 @@ def refresh_catalog(
     dataset_dir = config.dataset_dir
     dataset_dir.mkdir(parents=True, exist_ok=True)
     source = source_for(config.source)
-    context = SourceContext(config.id, dataset_dir, db, http, environ, reporter)
+    context = SourceContext(
+        config.id, dataset_dir, db, http, environ, reporter, filters=config.filters
+    )
     failures = 0
     while True:
         try:

@@ -1,5 +1,5 @@
-"""The spec models of the catalog sources (``mlhub``, ``archive``, ``stac``), one per type,
-discriminated by ``type`` (a source without one is ``mlhub``)."""
+"""The spec models of the catalog sources (``mlhub``, ``archive``, ``stac``, ``stac-api``), one
+per type, discriminated by ``type`` (a source without one is ``mlhub``)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,35 @@ class StacSource(_LocationSource):
     )
 
 
+class StacApiSource(StrictModel):
+    """A STAC API's item search (``/search``, paged through its ``next`` links).
+
+    The dataset's ``bbox`` (or the bounds of ``intersects``), ``datetime`` and the collections
+    of ``collection_filter`` go into the search and are checked again locally."""
+
+    type: Literal["stac-api"]
+    url: str = Field(
+        description="the API's landing page, e.g. https://earth-search.aws.element84.com/v1"
+    )
+    collections: list[Annotated[str, Field(min_length=1)]] | None = Field(
+        None, description="collections to search (default: those of collection_filter, else all)"
+    )
+    query: dict[str, Any] | None = Field(
+        None, description="the query extension's object, e.g. {eo:cloud_cover: {lt: 10}}"
+    )
+    filter: dict[str, Any] | None = Field(
+        None, description="a CQL2-JSON filter (the filter extension)"
+    )
+    max_items: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="stop after this many items (default: every match)"
+    )
+    page_size: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        250, description="items asked for per page (the server may send fewer)"
+    )
+
+    _check_url = field_validator("url")(_http_url)
+
+
 def _default_source_type(value: Any) -> Any:
     if isinstance(value, Mapping) and "type" not in value:
         return {**value, "type": "mlhub"}
@@ -90,7 +119,7 @@ def _default_source_type(value: Any) -> Any:
 
 
 Source = Annotated[
-    MlhubSource | ArchiveSource | StacSource,
+    MlhubSource | ArchiveSource | StacSource | StacApiSource,
     Field(discriminator="type"),
     BeforeValidator(_default_source_type),
 ]

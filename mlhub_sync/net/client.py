@@ -144,8 +144,10 @@ class Http:
         ok: Iterable[int] = (200,),
         what: str = "request",
         max_bytes: int = MAX_BODY,
+        json_body: Any = None,
     ) -> Reply:
-        """GET with retries on connection errors, timeouts and retryable statuses.
+        """GET (a POST of ``json_body`` when one is given: a STAC API search) with retries on
+        connection errors, timeouts and retryable statuses.
 
         Returns the response, its status in ``ok``, with its body read; raises
         :class:`CatalogError` (:class:`SourceAuthError` for 401/403) otherwise. The whole
@@ -160,7 +162,9 @@ class Http:
         failures = 0
         while True:
             try:
-                return self._attempt(url, params, headers, accepted, what, deadline, max_bytes)
+                return self._attempt(
+                    url, params, headers, accepted, what, deadline, max_bytes, json_body
+                )
             except _Retry as retry:
                 failure = retry
             failures += 1
@@ -201,10 +205,11 @@ class Http:
         what: str,
         deadline: float,
         max_bytes: int,
+        json_body: Any = None,
     ) -> Reply:
         """One attempt: the request and its redirects, then the body."""
         shown = redact_url(url)
-        current, query = url, params
+        current, query, body = url, params, json_body
         origin: str | None = None  # the address the first URL reached
         for hop in range(MAX_REDIRECTS + 1):
             remaining = deadline - self.clock()
@@ -214,9 +219,11 @@ class Http:
             if hop:
                 self._judge_before(url, origin, current, proxied, what)
             try:
-                response = self.session.get(
+                response = self.session.request(
+                    "GET" if body is None else "POST",
                     current,
                     params=query,
+                    json=body,
                     headers=dict(headers or {}),
                     stream=True,
                     timeout=(self.net.connect, min(self.net.read, remaining)),
@@ -241,6 +248,8 @@ class Http:
                             f"{what} failed: unusable redirect to {redact_url(target)}",
                             subject=shown,
                         )
+                    if response.status_code not in (307, 308):
+                        body = None  # 301/302/303 turn a POST into a GET (RFC 9110 15.4)
                     current, query = target, None
                     continue
                 return self._answer(response, accepted, what, shown, deadline, max_bytes)

@@ -22,6 +22,7 @@ from typing import Protocol
 
 from mlhub_sync.net.client import Http
 from mlhub_sync.progress import NULL_REPORTER, Reporter
+from mlhub_sync.selection.filters import FilterSet
 from mlhub_sync.stac.document import Document
 from mlhub_sync.state.db import StateDB
 
@@ -79,6 +80,7 @@ class SourceContext:
     http: Http
     environ: Mapping[str, str]
     reporter: Reporter = NULL_REPORTER
+    filters: FilterSet = field(default_factory=FilterSet)  # a search source pushes them down
 
 
 class Source(Protocol):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacSource
+from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacApiSource, StacSource
 from mlhub_sync.sources.archive import ArchiveCatalog
 from mlhub_sync.sources.base import Source
 from mlhub_sync.sources.mlhub import MlhubCatalog
 from mlhub_sync.sources.stac import StaticCatalog
+from mlhub_sync.sources.stac_api import StacApiCatalog
 
-SourceSpec = MlhubSource | ArchiveSource | StacSource
+SourceSpec = MlhubSource | ArchiveSource | StacSource | StacApiSource
 
 
 def source_for(spec: SourceSpec) -> Source:
@@ -17,4 +18,6 @@ def source_for(spec: SourceSpec) -> Source:
         return MlhubCatalog(spec)
     if isinstance(spec, ArchiveSource):
         return ArchiveCatalog(spec)
+    if isinstance(spec, StacApiSource):
+        return StacApiCatalog(spec)
     return StaticCatalog(spec)
