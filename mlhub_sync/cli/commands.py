@@ -25,6 +25,7 @@ from mlhub_sync.cli.render import (
     apply_json,
     apply_line,
     count,
+    kept_line,
     plan_json,
     plan_line,
     plan_text,
@@ -229,23 +230,34 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
     outcomes: list[ApplyOutcome] = []
     failed: Failed = []
     worst: int = ExitCode.OK
+    talk = not ctx.args.quiet and not ctx.args.json
+
+    def planned(p: DatasetPlan) -> None:  # before the bars: what is about to happen
+        if talk and p.pending:
+            print(plan_line(p), flush=True)
+
     for config in datasets:
         try:
             with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
-                outcome = run.apply(
-                    force=ctx.args.force,
-                    prune=ctx.args.prune or None,
-                    lock=_lock_for(ctx, loaded, config),
-                )
+                try:
+                    outcome = run.apply(
+                        force=ctx.args.force,
+                        prune=ctx.args.prune or None,
+                        lock=_lock_for(ctx, loaded, config),
+                        on_planned=planned,
+                    )
+                except KeyboardInterrupt:  # Ctrl-C, SIGTERM: say what the next run resumes
+                    note = kept_line(run.db.count("partials"), ctx.args.spec)
+                    raise KeyboardInterrupt(note) from None
+                kept = run.db.count("partials") if outcome.stats.interrupted else 0
         except MlhubSyncError as exc:
             _error(f"{config.label}: {exc}")
             worst = max(worst, exc.exit_code)
             failed.append((config, exc))
             continue
         outcomes.append(outcome)
-        if not ctx.args.quiet and not ctx.args.json:
-            print(plan_line(outcome.planned) if outcome.planned.pending else "", end="")
-            print(("\n" if outcome.planned.pending else "") + apply_line(outcome), flush=True)
+        if talk:
+            print(apply_line(outcome), flush=True)
         if (
             outcome.failed
             or outcome.stats.fatal
@@ -256,7 +268,7 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
         if outcome.stats.fatal is not None:
             _error(f"{config.label}: {outcome.stats.fatal}")
         if outcome.stats.interrupted:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(kept_line(kept, ctx.args.spec))
     if ctx.args.json:
         _print_json(apply_json(outcomes, failed))
     return worst
@@ -389,8 +401,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except MlhubSyncError as exc:
         _error(exc)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("mlhub-sync: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # what was kept, when apply knows
+        print(f"mlhub-sync: interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # the reader left (`| head`): stop quietly
         silence_stdout()

@@ -20,6 +20,7 @@ from mlhub_sync.net.display import terminal_safe
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.plan.build import Tally
 from mlhub_sync.plan.decide import Action
+from mlhub_sync.progress import binary_size as human_bytes  # 1536 -> 1.5 KiB
 from mlhub_sync.session import ApplyOutcome, DatasetPlan
 from mlhub_sync.status import DatasetStatus
 from mlhub_sync.verify import VerifyResult
@@ -37,16 +38,6 @@ VERIFY_FORMAT = "mlhub-sync.verify/1"
 
 
 _ORDER = (Action.DOWNLOAD, Action.RESUME, Action.REPLACE, Action.VERIFY, Action.KEEP)
-
-
-def human_bytes(n: int) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def _size(t: Tally) -> str:
@@ -257,8 +248,8 @@ def _apply_line(o: ApplyOutcome) -> str:
     keep = o.planned.plan.tally(Action.KEEP).files
     text = f"{cfg.id}: {', '.join(done) or 'nothing to do'}; {keep} up to date"
     if st.transferred:
-        rate = st.transferred / max(st.seconds, 1e-9) / 2**20
-        text += f"; {human_bytes(st.transferred)} in {st.seconds:.1f}s ({rate:.1f} MiB/s)"
+        rate = human_bytes(int(st.transferred / max(st.seconds, 1e-9)))
+        text += f"; {human_bytes(st.transferred)} in {st.seconds:.1f}s ({rate}/s)"
     if st.failed:
         text += f"; {st.failed} FAILED (see {o.report})"
     if o.left_out:
@@ -272,6 +263,14 @@ def _apply_line(o: ApplyOutcome) -> str:
     if o.prune_refused:
         text += f"; prune skipped: {o.prune_refused}"
     return text
+
+
+def kept_line(partials: int, spec: str) -> str:
+    """What an interrupted apply kept, and what to do next."""
+    again = f"run `mlhub-sync apply {spec}` again"
+    if partials:
+        return f"{count(partials, 'partial file')} kept; {again} to resume"
+    return f"the files finished so far are kept; {again} for the rest"
 
 
 def apply_json(outcomes: Sequence[ApplyOutcome], failed: Failures = ()) -> dict[str, Any]:
