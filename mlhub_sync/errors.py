@@ -11,6 +11,8 @@ SpecError             64     the spec (or a command line) is invalid
 FilterMatchesNothing  64     a ``collection_filter`` names nothing the catalog has
 StateError            3      the state db is locked, corrupt or from a newer version
 CatalogError          1      the catalog could not be fetched, verified or indexed
+SourceUnavailable     1      the source cannot serve the dataset (its host does not resolve,
+                             or it has no such dataset): said on one line, hint included
 TransferError         1      one asset could not be transferred (``retryable`` says if a
                              retry may help); aggregated into :class:`ApplyError`
 FatalLocalError       1      a local failure that stops the whole run (disk full, read-only)
@@ -122,7 +124,37 @@ class StateLockedError(StateError):
 
 
 class CatalogError(MlhubSyncError):
-    """The catalog could not be fetched, verified, extracted or indexed."""
+    """The catalog could not be fetched, verified, extracted or indexed.
+
+    ``status`` is the HTTP status of the server's final answer when there was one (a 404),
+    ``error_class`` the kind of failure as the transfer report names it (``dns``,
+    ``connection``, ``timeout``, ``http-404``...) when known: a source reads them to say what
+    happened in its own words (``sources/mlhub.py``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str | None = None,
+        hint: str | None = None,
+        status: int | None = None,
+        error_class: str | None = None,
+    ):
+        super().__init__(message, subject=subject, hint=hint)
+        self.status = status
+        self.error_class = error_class
+
+
+class SourceUnavailableError(CatalogError):
+    """The source cannot serve the dataset at all: its host does not resolve or cannot be
+    reached, or it has no such dataset (the Radiant MLHub API, retired in 2023, is the common
+    case). Often the first message a new user meets, so it reads as one line: what happened,
+    then (after ``;``) what to do."""
+
+    def __str__(self) -> str:
+        text = f"{self.subject}: {self.message}" if self.subject else self.message
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 class DamagedArchiveError(CatalogError):

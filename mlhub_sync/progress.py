@@ -1,5 +1,9 @@
 """Progress: the only user of tqdm. Library code reports to a :class:`Reporter`; the CLI picks
 bars on a terminal, periodic log lines elsewhere, or nothing.
+
+Bytes are shown in binary units everywhere (``1.5 MiB``, ``12.0 MiB/s``), as the summaries
+print them: tqdm's own scaling would write ``kB`` for 1000 bytes. A stage whose unit is
+``"B"`` (a catalog archive's fetch) counts bytes, and shows them the same way.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from types import TracebackType
 from typing import IO, Any, Protocol
 
@@ -75,6 +79,46 @@ class _NullStage(_Base):
     pass
 
 
+def binary_size(n: float) -> str:
+    """``1536`` -> ``1.5 KiB``: bytes in binary units."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+class _ByteBar(tqdm):  # type: ignore[type-arg]
+    """A tqdm bar of bytes in binary units: ``1.5 MiB/4.0 MiB [00:02<00:03, 750.0 KiB/s]``.
+
+    tqdm's ``unit_scale`` writes SI prefixes (``kB``) and scales its rate by 1000 whatever
+    ``unit_divisor`` says, so the fields are made here (``format_dict``) for ``bar_format``."""
+
+    KNOWN = (
+        "{desc}: {percentage:3.0f}%|{bar}| {n_bin}/{total_bin} [{elapsed}<{remaining}, {rate_bin}]"
+    )
+    UNKNOWN = "{desc}: {n_bin} [{elapsed}, {rate_bin}]"
+
+    def __init__(self, *, total: int | None, **kwargs: Any):
+        super().__init__(
+            total=total, unit="B", bar_format=self.KNOWN if total else self.UNKNOWN, **kwargs
+        )
+
+    @property
+    def format_dict(self) -> MutableMapping[str, Any]:
+        """tqdm's fields, and the byte counts and rate in binary units."""
+        if self.disable and not hasattr(self, "unit"):  # tqdm's stand-in before it is set up
+            return super().format_dict
+        fields = dict(super().format_dict)
+        n, total, rate, elapsed = fields["n"], fields["total"], fields["rate"], fields["elapsed"]
+        if rate is None and elapsed:
+            rate = (n - fields["initial"]) / elapsed
+        fields["n_bin"] = binary_size(n)
+        fields["total_bin"] = binary_size(total) if total is not None else "?"
+        fields["rate_bin"] = f"{binary_size(rate)}/s" if rate else "? B/s"
+        return fields
+
+
 class NullReporter:
     """Reports nothing (the library default)."""
 
@@ -103,19 +147,18 @@ class _TqdmStage(_Base):
         out: IO[str],
     ):
         self._lock = threading.Lock()
-        # A terminal that reports no size (a fresh pty, some CI runners) would get no bar at all.
-        width: dict[str, Any] = {"dynamic_ncols": True} if _columns(out) > 0 else {"ncols": 80}
+        # A terminal that reports no size (a fresh pty, some CI runners) would get no bar at
+        # all: tqdm reads its height as -1 rows and hides every bar below it.
+        shape = {"ncols": 80, "nrows": 24}
+        width: dict[str, Any] = {"dynamic_ncols": True} if _columns(out) > 0 else shape
         common: dict[str, Any] = {"file": out, "leave": True, "mininterval": 0.2, **width}
+        if unit == "B":  # a stage of bytes: one bar of them
+            self._files: tqdm[Any] = _ByteBar(total=total, desc=name, **common)
+            self._bytes: tqdm[Any] | None = None
+            return
         self._files = tqdm(total=total, desc=name, unit=unit, **common)
         self._bytes = (
-            tqdm(
-                total=total_bytes,
-                desc="  bytes",
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                **common,
-            )
+            _ByteBar(total=total_bytes, desc="  bytes", **common)
             if show_bytes or total_bytes is not None
             else None
         )
@@ -189,14 +232,21 @@ class _LogStage(_Base):
                 self.reporter.line(self.line(now))
 
     def line(self, now: float) -> str:
-        """Where the stage is, as one line."""
+        """Where the stage is, as one line: ``download assets: 0/2 files, 20.0 MiB/48.0 MiB
+        (0.0 files/s, 4.0 MiB/s)``; a stage of bytes: ``fetch: 1.0 MiB/4.0 MiB (2.0 MiB/s)``."""
         elapsed = max(now - self.started, 1e-9)
+        if self.unit == "B":
+            total = f"/{binary_size(self.total)}" if self.total is not None else ""
+            rate = binary_size(self.done / elapsed)
+            return f"{self.name}: {binary_size(self.done)}{total} ({rate}/s)"
         total = f"/{self.total}" if self.total is not None else ""
-        text = (
-            f"{self.name}: {self.done}{total} {self.unit} ({self.done / elapsed:.1f} {self.unit}/s"
-        )
+        text = f"{self.name}: {self.done}{total} {self.unit}"
         if self.bytes:
-            text += f", {self.bytes / elapsed / 2**20:.1f} MiB/s"
+            of = f"/{binary_size(self.total_bytes)}" if self.total_bytes is not None else ""
+            text += f", {binary_size(self.bytes)}{of}"
+        text += f" ({self.done / elapsed:.1f} {self.unit}/s"
+        if self.bytes:
+            text += f", {binary_size(self.bytes / elapsed)}/s"
         return text + ")"
 
     def close(self) -> None:

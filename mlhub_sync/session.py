@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -179,8 +179,10 @@ class DatasetRun:
         prune: bool | None = None,
         if_exists: str = "resume",
         lock: tuple[LockFile, Key] | None = None,
+        on_planned: Callable[[DatasetPlan], None] | None = None,
     ) -> ApplyOutcome:
-        """Plan, then carry the plan out; prune afterwards when asked and nothing failed."""
+        """Plan, then carry the plan out; prune afterwards when asked and nothing failed.
+        ``on_planned`` hears the plan before any transfer starts (the CLI prints it there)."""
         planned = self.plan(if_exists, lock)
         if planned.drift is not None and planned.drift.drifted:
             raise LockDriftError(
@@ -190,6 +192,8 @@ class DatasetRun:
                 hint="review the change, then update the lock with `mlhub-sync lock SPEC`",
             )
         outcome = ApplyOutcome(planned)
+        if on_planned is not None:
+            on_planned(planned)
         if self.config.catalog_only:
             return outcome
         cfg = self.config

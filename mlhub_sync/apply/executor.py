@@ -8,6 +8,8 @@
   coordinator journals them in batched transactions (one writer). A partial-download record
   (a ``.part``'s validator: what lets a killed run resume it) is journaled at once; they are
   few, because a small file reports its start only when its transfer ends unfinished.
+- Progress: a finished path moves the file count; the byte count moves as bytes arrive
+  (the runner's :class:`~mlhub_sync.apply.jobs.Received` batches), so a large file does too.
 - A per-asset failure goes to the error report and the run goes on; a
   :class:`FatalLocalError` (disk full, read-only) stops the run early.
 """
@@ -28,6 +30,7 @@ from mlhub_sync.apply.jobs import (
     Failed,
     Fatal,
     Job,
+    Received,
     Started,
     batch_jobs,
     group_by_href,
@@ -178,13 +181,15 @@ class Executor:
     def _handle(self, event: Event) -> int:
         if event is WORKER_DONE:
             return 1
-        if isinstance(event, Started):
-            self._partials.append(event.partial)
-        elif isinstance(event, Done):
+        if isinstance(event, Done):
             self._files.append(event.record)
             self.stats.transferred += event.transferred
             setattr(self.stats, event.outcome, getattr(self.stats, event.outcome) + 1)
-            self._stage.update(1, nbytes=event.transferred)
+            self._stage.update(1)
+        elif isinstance(event, Received):
+            self._stage.update(0, nbytes=event.nbytes)
+        elif isinstance(event, Started):
+            self._partials.append(event.partial)
         elif isinstance(event, Failed):
             self.stats.failed += 1
             d = event.step.desired

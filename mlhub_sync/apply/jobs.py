@@ -3,8 +3,9 @@
 A :class:`Job` is the plan steps that share one href (the plan is sorted by href): the href is
 fetched once, the other paths get a hard link (or a copy). :meth:`JobSteps.run` turns a job
 into transfer operations (``transfer/ops.py``) for any driver, and reports what happened as
-events (:class:`Started`, :class:`Done`, :class:`Failed`, :class:`Fatal`) for the single
-journal writer. Jobs travel to workers in small batches (:func:`batch_jobs`).
+events (:class:`Started`, :class:`Done`, :class:`Failed`, :class:`Fatal`; the runner adds
+:class:`Received`, the bytes as they arrive) for the single journal writer. Jobs travel to
+workers in small batches (:func:`batch_jobs`).
 """
 
 from __future__ import annotations
@@ -85,10 +86,18 @@ class Fatal:
     error: FatalLocalError
 
 
+@dataclass(frozen=True)
+class Received:
+    """``nbytes`` more body bytes arrived (in files not finished yet, too): a runner sends
+    these now and then, a batch at a time, so a progress bar moves while a large file does."""
+
+    nbytes: int
+
+
 WORKER_DONE = object()  # a worker's last event
 
 
-Event = Started | Done | Failed | Fatal | object
+Event = Started | Done | Failed | Fatal | Received | object
 
 
 def group_by_href(steps: Iterable[Step]) -> Iterator[Job]:
@@ -158,6 +167,7 @@ class JobSteps:
         # the asset folder may be one of its members: adopted only on a checksum match.
         self.catalog_since_ns = catalog_since_ns
         self.emit, self.stopped = emit, stopped
+        self.copied = 0  # bytes of file: hrefs copied (no driver saw them): see Received
         self.tree = Tree(asset_dir, create=True)
         self.transfers = Transfers(
             policy=policy, rand=rand, on_started=self.on_started, tree=self.tree, net=net
@@ -201,6 +211,8 @@ class JobSteps:
                     emit(Done(step, _record_for(step, placed, primary[1]), "linked", 0))
                     continue
                 record, transferred, resumed = yield from self._download(step, dest, state)
+                if step.desired.href.startswith("file:"):
+                    self.copied += transferred
                 if resumed:
                     outcome = "resumed"
                 elif step.action in (Action.REPLACE, Action.VERIFY):

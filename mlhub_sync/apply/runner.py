@@ -12,13 +12,14 @@ import os
 import queue
 import random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mlhub_sync.apply.jobs import WORKER_DONE, Event, Job, JobSteps, task_ended
+from mlhub_sync.apply.jobs import WORKER_DONE, Event, Job, JobSteps, Received, task_ended
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.net.settings import DEFAULT_NET, NetSettings
 from mlhub_sync.transfer.curl import CurlDriver
@@ -27,6 +28,9 @@ MAX_DRIVERS = 2  # libcurl driver threads (see CurlThreads.drivers)
 
 
 SMALL_FILES = 1 << 20  # an average size under this runs on one driver
+
+
+REPORT_SECONDS = 0.2  # how often a driver tells the bytes that arrived (Received)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,9 @@ class Runner(Protocol):
     """Carries out jobs somewhere and reports what happened.
 
     - :meth:`start` launches the workers and returns how many there are; ``emit`` (thread-safe)
-      receives every event, and each worker's last one is ``WORKER_DONE``.
+      receives every event, and each worker's last one is ``WORKER_DONE``. Bytes are told as
+      they arrive, as :class:`~mlhub_sync.apply.jobs.Received` batches (at most one every
+      :data:`REPORT_SECONDS` per worker, and the rest before ``WORKER_DONE``), not per file.
     - :meth:`put` hands over a batch (``None``: one worker's end marker); ``False`` when
       there was no room within ``timeout`` seconds (the queue is bounded: memory stays flat).
     - Workers end on their own once ``stop`` (given at start) is set.
@@ -128,6 +134,15 @@ class CurlThreads:
 
         waiting: deque[Job] = deque()
         ended_marker = False
+        told, next_report = 0, time.monotonic() + REPORT_SECONDS
+
+        def tell_received() -> None:  # a sum over the handles in flight, every 0.2 s at most
+            nonlocal told
+            arrived = runner.received() + jobs.copied
+            if arrived > told:
+                emit(Received(arrived - told))
+                told = arrived
+
         try:
             while not stop.is_set():
                 while runner.free and (waiting or not ended_marker):
@@ -149,9 +164,14 @@ class CurlThreads:
                     break
                 if runner.active:
                     runner.poll(0.2)
+                now = time.monotonic()
+                if now >= next_report:
+                    tell_received()
+                    next_report = now + REPORT_SECONDS
         except BaseException as exc:
             ended(None, exc)
         finally:
             runner.close()
+            tell_received()
             jobs.close()
             emit(WORKER_DONE)

@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mlhub_sync.cli.failed import Failed
 from mlhub_sync.cli.parser import build_parser
 from mlhub_sync.cli.render import (
     apply_json,
     apply_line,
     count,
+    kept_line,
     plan_json,
     plan_line,
     plan_text,
@@ -164,9 +166,11 @@ def _missing_inputs(config: DatasetConfig) -> list[str]:
 
 def _each(
     ctx: _Context, datasets: Sequence[DatasetConfig], work: Callable[[DatasetConfig], T]
-) -> tuple[list[T], int]:
-    """Run ``work`` per dataset; one dataset's failure is reported and the others go on."""
+) -> tuple[list[T], Failed, int]:
+    """Run ``work`` per dataset; one dataset's failure is reported (and returned, for the
+    JSON document) and the others go on."""
     results: list[T] = []
+    failed: Failed = []
     worst: int = ExitCode.OK
     for config in datasets:
         try:
@@ -174,7 +178,8 @@ def _each(
         except MlhubSyncError as exc:
             _error(f"{config.label}: {exc}")
             worst = max(worst, exc.exit_code)
-    return results, worst
+            failed.append((config, exc))
+    return results, failed, worst
 
 
 def _lock_for(
@@ -196,14 +201,14 @@ def _plan_one(ctx: _Context, loaded: LoadedSpec, config: DatasetConfig) -> Datas
 
 
 def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
-    plans, worst = _each(
+    plans, failed, worst = _each(
         ctx, _selected(loaded, ctx.args.dataset), lambda c: _plan_one(ctx, loaded, c)
     )
     drifted = [p for p in plans if p.drift is not None and p.drift.drifted]
     for p in drifted:
         _error(f"{p.config.label}: --locked: {p.drift.describe() if p.drift else ''}")
     if ctx.args.json:
-        _print_json(plan_json(plans))
+        _print_json(plan_json(plans, failed))
     elif ctx.args.quiet:
         pass
     elif ctx.args.verbose or len(plans) == 1:
@@ -223,23 +228,36 @@ def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
 def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
     datasets = _selected(loaded, ctx.args.dataset)
     outcomes: list[ApplyOutcome] = []
+    failed: Failed = []
     worst: int = ExitCode.OK
+    talk = not ctx.args.quiet and not ctx.args.json
+
+    def planned(p: DatasetPlan) -> None:  # before the bars: what is about to happen
+        if talk and p.pending:
+            print(plan_line(p), flush=True)
+
     for config in datasets:
         try:
             with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
-                outcome = run.apply(
-                    force=ctx.args.force,
-                    prune=ctx.args.prune or None,
-                    lock=_lock_for(ctx, loaded, config),
-                )
+                try:
+                    outcome = run.apply(
+                        force=ctx.args.force,
+                        prune=ctx.args.prune or None,
+                        lock=_lock_for(ctx, loaded, config),
+                        on_planned=planned,
+                    )
+                except KeyboardInterrupt:  # Ctrl-C, SIGTERM: say what the next run resumes
+                    note = kept_line(run.db.count("partials"), ctx.args.spec)
+                    raise KeyboardInterrupt(note) from None
+                kept = run.db.count("partials") if outcome.stats.interrupted else 0
         except MlhubSyncError as exc:
             _error(f"{config.label}: {exc}")
             worst = max(worst, exc.exit_code)
+            failed.append((config, exc))
             continue
         outcomes.append(outcome)
-        if not ctx.args.quiet and not ctx.args.json:
-            print(plan_line(outcome.planned) if outcome.planned.pending else "", end="")
-            print(("\n" if outcome.planned.pending else "") + apply_line(outcome), flush=True)
+        if talk:
+            print(apply_line(outcome), flush=True)
         if (
             outcome.failed
             or outcome.stats.fatal
@@ -250,27 +268,27 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
         if outcome.stats.fatal is not None:
             _error(f"{config.label}: {outcome.stats.fatal}")
         if outcome.stats.interrupted:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt(kept_line(kept, ctx.args.spec))
     if ctx.args.json:
-        _print_json(apply_json(outcomes))
+        _print_json(apply_json(outcomes, failed))
     return worst
 
 
 def _cmd_status(ctx: _Context, loaded: LoadedSpec) -> int:
-    statuses, worst = _each(ctx, _selected(loaded, ctx.args.dataset), dataset_status)
+    statuses, failed, worst = _each(ctx, _selected(loaded, ctx.args.dataset), dataset_status)
     if ctx.args.json:
-        _print_json(status_json(statuses))
+        _print_json(status_json(statuses, failed))
     elif not ctx.args.quiet:
         print(status_text(statuses))
     return worst
 
 
 def _cmd_verify(ctx: _Context, loaded: LoadedSpec) -> int:
-    results, worst = _each(
+    results, failed, worst = _each(
         ctx, _selected(loaded, ctx.args.dataset), lambda c: verify_dataset(c, deep=ctx.args.deep)
     )
     if ctx.args.json:
-        _print_json(verify_json(results, ctx.args.deep))
+        _print_json(verify_json(results, ctx.args.deep, failed))
     elif not ctx.args.quiet:
         print(verify_text(results, ctx.args.deep))
         if any(r.bad for r in results):
@@ -383,8 +401,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except MlhubSyncError as exc:
         _error(exc)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("mlhub-sync: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # what was kept, when apply knows
+        print(f"mlhub-sync: interrupted{f': {exc}' if str(exc) else ''}", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except BrokenPipeError:  # the reader left (`| head`): stop quietly
         silence_stdout()

@@ -1,7 +1,9 @@
 """Turning results into text for people and JSON for machines (the CLI prints them).
 
 JSON documents carry a ``format`` field (``mlhub-sync.plan/1`` ...) that changes only when
-their shape changes incompatibly (``json.dumps`` escapes control characters). Text for people
+their shape changes incompatibly (``json.dumps`` escapes control characters). A dataset that
+failed (its catalog unreachable, say) keeps its place in ``datasets[]``, in spec order, with
+its ``error`` (``cli/failed.py``); every other entry has ``"error": null``. Text for people
 has every control character escaped (:func:`~mlhub_sync.net.display.terminal_safe`): ids, keys
 and paths from a catalog in full, the text as a whole but its newlines, so a hostile catalog
 cannot send escape sequences to the terminal or forge a line.
@@ -13,10 +15,12 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from mlhub_sync.cli.failed import Failures, in_spec_order
 from mlhub_sync.net.display import terminal_safe
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.plan.build import Tally
 from mlhub_sync.plan.decide import Action
+from mlhub_sync.progress import binary_size as human_bytes  # 1536 -> 1.5 KiB
 from mlhub_sync.session import ApplyOutcome, DatasetPlan
 from mlhub_sync.status import DatasetStatus
 from mlhub_sync.verify import VerifyResult
@@ -34,16 +38,6 @@ VERIFY_FORMAT = "mlhub-sync.verify/1"
 
 
 _ORDER = (Action.DOWNLOAD, Action.RESUME, Action.REPLACE, Action.VERIFY, Action.KEEP)
-
-
-def human_bytes(n: int) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 def _size(t: Tally) -> str:
@@ -161,11 +155,11 @@ def _tally_json(t: Tally) -> dict[str, int]:
     return {"files": t.files, "bytes": t.bytes, "unknown_size": t.unknown}
 
 
-def plan_json(plans: Sequence[DatasetPlan]) -> dict[str, Any]:
+def plan_json(plans: Sequence[DatasetPlan], failed: Failures = ()) -> dict[str, Any]:
     """The plan as a JSON document (``format: mlhub-sync.plan/1``)."""
     return {
         "format": PLAN_FORMAT,
-        "datasets": [_plan_dataset_json(p) for p in plans],
+        "datasets": in_spec_order([_plan_dataset_json(p) for p in plans], failed),
         "pending": sum(p.pending for p in plans),
     }
 
@@ -227,6 +221,7 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
             "changed": p.drift.changed,
             "samples": p.drift.samples or [],
         },
+        "error": None,
     }
 
 
@@ -253,8 +248,8 @@ def _apply_line(o: ApplyOutcome) -> str:
     keep = o.planned.plan.tally(Action.KEEP).files
     text = f"{cfg.id}: {', '.join(done) or 'nothing to do'}; {keep} up to date"
     if st.transferred:
-        rate = st.transferred / max(st.seconds, 1e-9) / 2**20
-        text += f"; {human_bytes(st.transferred)} in {st.seconds:.1f}s ({rate:.1f} MiB/s)"
+        rate = human_bytes(int(st.transferred / max(st.seconds, 1e-9)))
+        text += f"; {human_bytes(st.transferred)} in {st.seconds:.1f}s ({rate}/s)"
     if st.failed:
         text += f"; {st.failed} FAILED (see {o.report})"
     if o.left_out:
@@ -270,7 +265,15 @@ def _apply_line(o: ApplyOutcome) -> str:
     return text
 
 
-def apply_json(outcomes: Sequence[ApplyOutcome]) -> dict[str, Any]:
+def kept_line(partials: int, spec: str) -> str:
+    """What an interrupted apply kept, and what to do next."""
+    again = f"run `mlhub-sync apply {spec}` again"
+    if partials:
+        return f"{count(partials, 'partial file')} kept; {again} to resume"
+    return f"the files finished so far are kept; {again} for the rest"
+
+
+def apply_json(outcomes: Sequence[ApplyOutcome], failed: Failures = ()) -> dict[str, Any]:
     """Apply results as JSON (``format: mlhub-sync.apply/1``)."""
     datasets = []
     for o in outcomes:
@@ -293,7 +296,11 @@ def apply_json(outcomes: Sequence[ApplyOutcome]) -> dict[str, Any]:
             "prune_refused": o.prune_refused,
         }
         datasets.append(entry)
-    return {"format": APPLY_FORMAT, "datasets": datasets, "failed": sum(o.failed for o in outcomes)}
+    return {
+        "format": APPLY_FORMAT,
+        "datasets": in_spec_order(datasets, failed),
+        "failed": sum(o.failed for o in outcomes),
+    }
 
 
 def status_text(statuses: Sequence[DatasetStatus]) -> str:
@@ -331,7 +338,7 @@ def status_text(statuses: Sequence[DatasetStatus]) -> str:
     return _lines("\n".join(out))
 
 
-def status_json(statuses: Sequence[DatasetStatus]) -> dict[str, Any]:
+def status_json(statuses: Sequence[DatasetStatus], failed: Failures = ()) -> dict[str, Any]:
     """``status`` as JSON (``format: mlhub-sync.status/1``)."""
     datasets = []
     for s in statuses:
@@ -342,7 +349,7 @@ def status_json(statuses: Sequence[DatasetStatus]) -> dict[str, Any]:
         datasets.append(entry)
     return {
         "format": STATUS_FORMAT,
-        "datasets": datasets,
+        "datasets": in_spec_order(datasets, failed),
         "pending": sum(s.planned.pending for s in statuses),
     }
 
@@ -361,23 +368,23 @@ def verify_text(results: Sequence[VerifyResult], deep: bool) -> str:
     return _lines("\n".join(out))
 
 
-def verify_json(results: Sequence[VerifyResult], deep: bool) -> dict[str, Any]:
+def verify_json(
+    results: Sequence[VerifyResult], deep: bool, failed: Failures = ()
+) -> dict[str, Any]:
     """``verify`` as JSON (``format: mlhub-sync.verify/1``)."""
-    return {
-        "format": VERIFY_FORMAT,
-        "deep": deep,
-        "datasets": [
-            {
-                "id": r.config.id,
-                "index": r.config.index,
-                "checked": r.checked,
-                "ok": r.ok,
-                "missing": r.missing,
-                "changed": r.changed,
-                "corrupt": r.corrupt,
-                "unverifiable": r.unverifiable,
-                "problems": [{"path": p, "problem": w} for p, w in r.problems],
-            }
-            for r in results
-        ],
-    }
+    entries = [
+        {
+            "id": r.config.id,
+            "index": r.config.index,
+            "checked": r.checked,
+            "ok": r.ok,
+            "missing": r.missing,
+            "changed": r.changed,
+            "corrupt": r.corrupt,
+            "unverifiable": r.unverifiable,
+            "problems": [{"path": p, "problem": w} for p, w in r.problems],
+            "error": None,
+        }
+        for r in results
+    ]
+    return {"format": VERIFY_FORMAT, "deep": deep, "datasets": in_spec_order(entries, failed)}

@@ -32,7 +32,8 @@ import urllib3
 
 from mlhub_sync._version import __version__
 from mlhub_sync.errors import CatalogError, SourceAuthError
-from mlhub_sync.net import redirects
+from mlhub_sync.net import failures, redirects
+from mlhub_sync.net.failures import excerpt
 from mlhub_sync.net.redact import redact_url, scrub
 from mlhub_sync.net.retry import RetryPolicy, is_retryable_status, parse_retry_after
 from mlhub_sync.net.settings import DEFAULT_NET, NetSettings, human_size
@@ -93,11 +94,18 @@ class Reply:
 
 
 class _Retry(Exception):  # noqa: N818 - an attempt's outcome, handled inside Http.get
-    """An attempt failed in a way a later one may not."""
+    """An attempt failed in a way a later one may not (``kind``: the error class)."""
 
-    def __init__(self, problem: str, retry_after: float | None = None, dns: bool = False):
+    def __init__(
+        self,
+        problem: str,
+        retry_after: float | None = None,
+        kind: str = "connection",
+        status: int | None = None,
+    ):
         super().__init__(problem)
-        self.problem, self.retry_after, self.dns = problem, retry_after, dns
+        self.problem, self.retry_after, self.kind, self.status = problem, retry_after, kind, status
+        self.dns = kind == "dns"
 
 
 @dataclass
@@ -131,8 +139,14 @@ class Http:
         self.stop.wait(seconds)
 
     def describe(self, exc: BaseException) -> str:
-        """An exception as text with secrets scrubbed (requests puts URLs in messages)."""
-        return scrub(f"{exc.__class__.__name__}: {exc}", self.secrets)
+        """An exception as words a person reads, secrets scrubbed: a request that failed
+        says how (the name does not resolve, no connection within ``timeout.connect``...)
+        rather than urllib3's chain of reprs."""
+        return self.classify(exc)[1]
+
+    def classify(self, exc: BaseException) -> tuple[str, str]:
+        """``(error class, description)`` of a failed request (``net/failures.py``)."""
+        return failures.classify(exc, self.net, self.secrets)
 
     def get(
         self,
@@ -192,6 +206,8 @@ class Http:
                     f"{what} failed after {failures} attempt(s){within if late else ''}: "
                     f"{failure.problem}",
                     subject=shown,
+                    status=failure.status,
+                    error_class=failure.kind,
                 )
             log.info("%s: %s; retrying in %.1fs", shown, failure.problem, wait)
             self.sleep(wait)
@@ -230,7 +246,8 @@ class Http:
                     allow_redirects=False,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                raise _Retry(self.describe(exc), dns=_is_dns(exc)) from None
+                kind, problem = self.classify(exc)
+                raise _Retry(problem, kind=kind) from None
             except requests.RequestException as exc:
                 raise CatalogError(f"{what} failed: {self.describe(exc)}", subject=shown) from None
             try:
@@ -269,17 +286,25 @@ class Http:
         status = response.status_code
         if status not in accepted:
             body = scrub(_short_body(response), self.secrets)
+            kind = f"http-{status}"
             if status in (401, 403):
                 raise SourceAuthError(
                     f"{what} was refused (HTTP {status}){body}",
                     subject=shown,
                     hint="check the API key: spec api_key, $MLHUB_API_KEY or the profile "
                     "in ~/.mlhub/profiles",
+                    status=status,
+                    error_class=kind,
                 )
             if not is_retryable_status(status):
-                raise CatalogError(f"{what} failed: HTTP {status}{body}", subject=shown)
+                raise CatalogError(
+                    f"{what} failed: HTTP {status}{body}",
+                    subject=shown,
+                    status=status,
+                    error_class=kind,
+                )
             retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-            raise _Retry(f"HTTP {status}", retry_after)
+            raise _Retry(f"HTTP {status}", retry_after, kind, status)
         content = self._body(response, what, shown, deadline, max_bytes)
         return Reply(status, response.headers, response.url, content)
 
@@ -303,7 +328,9 @@ class Http:
                         f"{what}: the response is larger than {human_size(limit)}", subject=shown
                     )
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-            raise _Retry(f"the response broke off: {self.describe(exc)}") from None
+            raise _Retry(
+                f"the response broke off: {self.describe(exc)}", kind="truncated"
+            ) from None
 
     def _late(self, what: str, shown: str) -> CatalogError:
         return CatalogError(
@@ -356,27 +383,12 @@ def _peer(response: requests.Response) -> str | None:
         return None
 
 
-def _is_dns(exc: BaseException) -> bool:
-    """Whether a requests failure is a host name that did not resolve."""
-    name_error = getattr(urllib3.exceptions, "NameResolutionError", socket.gaierror)
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        error = stack.pop()
-        if id(error) in seen:
-            continue
-        seen.add(id(error))
-        if isinstance(error, socket.gaierror | name_error):
-            return True
-        linked = [*error.args, getattr(error, "reason", None), error.__cause__, error.__context__]
-        stack.extend(e for e in linked if isinstance(e, BaseException))
-    return False
-
-
 def _short_body(response: requests.Response) -> str:
+    """``": excerpt"`` of an error response's body: its words on one line, an HTML page's
+    title (or its text without tags), cut at ``failures.EXCERPT`` characters, controls escaped."""
     try:
         data = response.raw.read(4096, decode_content=True) or b""
     except (urllib3.exceptions.HTTPError, requests.RequestException, OSError):
         return ""
-    text = data.decode(response.encoding or "utf-8", "replace")[:200].strip()
+    text = excerpt(data.decode(response.encoding or "utf-8", "replace"))
     return f": {text}" if text else ""

@@ -151,7 +151,13 @@ def _catalog_error(exc: TransferError, what: str, source: str, attempts: int) ->
     if exc.error_class in ("html-response", "checksum-mismatch", "bad-encoding"):
         return DamagedArchiveError(f"{what}: {exc.message}", subject=source, hint=exc.hint)
     tries = f" after {attempts} attempt(s)" if attempts > 1 else ""
-    return CatalogError(f"{what} failed{tries}: {exc.message}", subject=source, hint=exc.hint)
+    return CatalogError(
+        f"{what} failed{tries}: {exc.message}",
+        subject=source,
+        hint=exc.hint,
+        status=exc.status,
+        error_class=exc.error_class,
+    )
 
 
 class _StageProgress(Progress):

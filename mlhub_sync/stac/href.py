@@ -44,7 +44,11 @@ _CONTROL = re.compile(r"[\x00-\x1f]")
 
 
 def normalize_href(href: str, base_url: str, *, allow_file: bool) -> str:
-    """An absolute, fetchable URL for ``href``, or raise ``ValueError`` saying why not."""
+    """An absolute, fetchable URL for ``href``, or raise ``ValueError`` saying why not.
+
+    A relative href's backslashes are read as ``/`` (``.\\item.json``, ``..\\labels\\a.tif``:
+    what a catalog written on Windows holds), in its path only: a query keeps its own.
+    """
     href = href.strip()
     if not href:
         raise ValueError("empty href")
@@ -65,6 +69,10 @@ def normalize_href(href: str, base_url: str, *, allow_file: bool) -> str:
         )
     if len(scheme) == 1:  # a Windows drive letter, not a scheme
         scheme = ""
+    if not scheme and "\\" in href:  # written on Windows: its path separators are "/"
+        ends = [i for i in (href.find("?"), href.find("#")) if i >= 0]
+        cut = min(ends, default=len(href))
+        href = href[:cut].replace("\\", "/") + href[cut:]
     url = href if scheme else urljoin(base_url, href)
     if _CONTROL.search(url):  # the base may carry what the href did not
         raise ValueError("href contains control characters")

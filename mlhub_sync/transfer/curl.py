@@ -95,11 +95,22 @@ class CurlDriver:
         self._order = itertools.count()
         self.fsync = Fsync(inline_sync_below)
         self.active = 0
+        self._body_bytes = 0  # bytes of bodies no longer streaming (see received)
 
     @property
     def free(self) -> int:
         """How many more tasks fit."""
         return len(self._idle)
+
+    def received(self) -> int:
+        """Body bytes received so far by every task, the bodies still streaming included:
+        for progress, read now and then (a sum over the handles in flight), never per block."""
+        streaming = sum(
+            c.sink.received
+            for c in self._waiting.values()
+            if c.phase == STREAMING and c.sink is not None
+        )
+        return self._body_bytes + streaming
 
     def submit(self, steps: Steps[Any], on_exit: TaskExit) -> None:
         """Start a task (there must be a free slot)."""
@@ -216,6 +227,8 @@ class CurlDriver:
     def _release(self, conn: Conn) -> None:
         if self._waiting.pop(id(conn.curl), None) is not None:
             self.multi.remove_handle(conn.curl)
+            if conn.phase == STREAMING and conn.sink is not None:  # its bytes stay counted
+                self._body_bytes += conn.sink.received
 
     def _advance(self, task: _Task, value: Any) -> None:
         """Send the task its last operation's result; start its next operation."""

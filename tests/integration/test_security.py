@@ -49,7 +49,8 @@ def test_a_key_from_the_profiles_file_is_never_printed(tmp_path: Path) -> None:
         result = run_cli(*args, cwd=tmp_path, env={"MLHUB_HOME": str(home)})
         assert result.code == 1
         assert "PROFILE-SECRET-8472" not in result.stdout + result.stderr
-        assert "key=***" in result.stderr
+        if "-vv" in args:  # the request as it failed is logged, its URL redacted
+            assert "key=***" in result.stderr
 
 
 def test_url_signatures_are_redacted_in_debug_logs(tmp_path: Path, hub: Hub, cli: Any) -> None:
