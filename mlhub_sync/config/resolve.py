@@ -67,6 +67,7 @@ class DatasetConfig:
     allow_local: tuple[Path, ...] = ()  # folders file: hrefs may reach (absolute)
     max_asset_size: int = DEFAULT_MAX_ASSET_SIZE
     allow_private_redirects: bool = False
+    strict: bool = False  # an unreadable catalog document is fatal (spec or --strict)
 
     @property
     def net(self) -> NetSettings:
@@ -188,6 +189,7 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
         allow_local=tuple(_absolute(folder, base) for folder in pick("allow_local") or ()),
         max_asset_size=int(pick("max_asset_size") or DEFAULT_MAX_ASSET_SIZE),
         allow_private_redirects=bool(pick("allow_private_redirects")),
+        strict=bool(pick("strict")),
     )
 
 
