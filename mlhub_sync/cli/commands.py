@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -190,7 +191,13 @@ def _lock_for(
     return ctx.lock, output_key(spec_path.resolve().parent, config.id, config.output_dir)
 
 
+def _strict(ctx: _Context, config: DatasetConfig) -> DatasetConfig:
+    """``config`` with ``--strict`` applied (the spec's ``strict: true`` is already in it)."""
+    return dataclasses.replace(config, strict=True) if ctx.args.strict else config
+
+
 def _plan_one(ctx: _Context, loaded: LoadedSpec, config: DatasetConfig) -> DatasetPlan:
+    config = _strict(ctx, config)
     with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
         return run.plan(lock=_lock_for(ctx, loaded, config))
 
@@ -225,6 +232,7 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
     outcomes: list[ApplyOutcome] = []
     worst: int = ExitCode.OK
     for config in datasets:
+        config = _strict(ctx, config)  # noqa: PLW2901 - the same dataset, with --strict
         try:
             with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
                 outcome = run.apply(
