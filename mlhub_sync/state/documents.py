@@ -54,14 +54,16 @@ _NEXT_LEVEL = (
     "GROUP BY d.doc_pk"
 )
 
-# Unplaced documents that no other unplaced document links: an item goes under its
-# collection's document (when placed), anything else under the root.
+# Unplaced documents that no other unplaced document links: catalogs and collections go
+# under the root; items (once no catalog or collection is left to place) under their
+# collection's document, or the root.
 _ORPHANS = (
     "INSERT INTO temp.doc_tree (doc_pk, parent_pk, level) "
     "SELECT o.doc_pk, COALESCE(CASE WHEN o.kind = 'item' THEN "
     "(SELECT c.doc_pk FROM temp.doc_collections c WHERE c.collection_id = o.collection_id) "
     "END, :root), :next FROM documents o "
-    "WHERE o.doc_pk NOT IN (SELECT doc_pk FROM temp.doc_tree) AND NOT EXISTS ("
+    "WHERE (o.kind = 'item') = :items "
+    "AND o.doc_pk NOT IN (SELECT doc_pk FROM temp.doc_tree) AND NOT EXISTS ("
     "  SELECT 1 FROM links l WHERE l.url = o.url AND l.doc_pk != o.doc_pk "
     "  AND l.doc_pk NOT IN (SELECT doc_pk FROM temp.doc_tree))"
 )
@@ -182,26 +184,30 @@ class DocumentTables:
             self._conn.execute(statement)
         self._conn.execute("INSERT INTO temp.doc_tree VALUES (?, NULL, 0)", (root,))
         level = 0
-        while True:
-            args = {"level": level, "next": level + 1, "root": root}
-            if self._conn.execute(_NEXT_LEVEL, args).rowcount:
-                level += 1
-                continue
-            self._conn.execute(_COLLECTIONS)
-            if not self._conn.execute(_ORPHANS, args).rowcount:
-                # only cycles are left unplaced: break one at its first document
-                placed = self._conn.execute(
-                    "INSERT INTO temp.doc_tree (doc_pk, parent_pk, level) "
-                    "SELECT MIN(doc_pk), :root, :next FROM documents "
-                    "WHERE doc_pk NOT IN (SELECT doc_pk FROM temp.doc_tree) "
-                    "HAVING MIN(doc_pk) IS NOT NULL",
-                    args,
-                ).rowcount
-                if not placed:
-                    break
+        while self._place_level(level, root):
             level += 1
         self._conn.execute(_COLLECTIONS)  # collections placed on the last levels too
         return root
+
+    def _place_level(self, level: int, root: int) -> bool:
+        """Place the documents of the next level; False when every document is placed."""
+        args = {"level": level, "next": level + 1, "root": root, "items": False}
+        execute = self._conn.execute
+        if execute(_NEXT_LEVEL, args).rowcount or execute(_ORPHANS, args).rowcount:
+            return True
+        execute(_COLLECTIONS)
+        if execute(_ORPHANS, {**args, "items": True}).rowcount:
+            return True
+        # only cycles are left unplaced: break one at its first document
+        return bool(
+            execute(
+                "INSERT INTO temp.doc_tree (doc_pk, parent_pk, level) "
+                "SELECT MIN(doc_pk), :root, :next FROM documents "
+                "WHERE doc_pk NOT IN (SELECT doc_pk FROM temp.doc_tree) "
+                "HAVING MIN(doc_pk) IS NOT NULL",
+                args,
+            ).rowcount
+        )
 
     def path_of(self, doc_pk: int) -> str:
         """The path of a document."""
