@@ -28,6 +28,7 @@ and replaced): a later sync rewrites the documents it wrote before.
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -95,19 +96,35 @@ class AssetPlace:
 def relative(target: str, start: str) -> str:
     """``target`` as an href from the folder of the document at ``start`` (both relative to
     one folder, ``/``-separated): ``./x`` below, ``../x`` above."""
-    here = posixpath.dirname(start).split("/") if "/" in start else []
-    there = posixpath.normpath(target).split("/")
-    common = 0
-    while (
-        common < len(here)
-        and common < len(there) - 1
-        and here[common] == there[common]
-        and there[common] != ".."
-    ):
-        common += 1
-    parts = [".."] * (len(here) - common) + there[common:]
-    joined = "/".join(parts)
-    return joined if joined.startswith("../") else "./" + joined
+    return _From(start).href(target)
+
+
+class _From:
+    """Hrefs from one document's folder (its parts split once, not once per href)."""
+
+    __slots__ = ("folder", "parts")
+
+    def __init__(self, start: str):
+        self.folder = start.rpartition("/")[0]
+        self.parts = self.folder.split("/") if self.folder else []
+
+    def href(self, target: str) -> str:
+        """See :func:`relative`."""
+        folder, _, name = target.rpartition("/")
+        if folder == self.folder and ".." not in target.split("/"):
+            return "./" + name  # the common case: an asset beside its item
+        there = posixpath.normpath(target).split("/")
+        here = self.parts
+        common = 0
+        while (
+            common < len(here)
+            and common < len(there) - 1
+            and here[common] == there[common]
+            and there[common] != ".."
+        ):
+            common += 1
+        joined = "/".join([".."] * (len(here) - common) + there[common:])
+        return joined if joined.startswith("../") else "./" + joined
 
 
 def localize(doc: dict[str, Any], place: Place, assets: Mapping[str, AssetPlace]) -> dict[str, Any]:
@@ -127,20 +144,51 @@ def localize(doc: dict[str, Any], place: Place, assets: Mapping[str, AssetPlace]
 
 
 def _links(links: Any, place: Place) -> list[Any]:
-    own = [link for link in links if isinstance(link, Mapping)] if isinstance(links, list) else []
-    structural = [
-        dict(link)
-        for link in own
-        if link.get("rel") in STRUCTURAL and isinstance(link.get("href"), str)
-    ]
-    written = [_link("root", Target(place.root), place, structural)]
+    had = _Had(links, place)
+    written = [had.link("root", Target(place.root))]
     if place.parent is not None:
-        written.append(_link("parent", place.parent, place, structural))
+        written.append(had.link("parent", place.parent))
     if place.collection is not None:
-        written.append(_link("collection", place.collection, place, structural))
-    written.extend(_link(rel, target, place, structural) for rel, target in place.children)
+        written.append(had.link("collection", place.collection))
+    written.extend(had.link(rel, target) for rel, target in place.children)
     others = [_other(link, place) for link in links or [] if _is_other(link)]
     return written + others
+
+
+class _Had:
+    """The structural links a document had, found by the href written (an earlier rewrite)
+    or by the URL it resolves to upstream: one lookup per link written, however many."""
+
+    def __init__(self, links: Any, place: Place):
+        self.place = place
+        self.here = _From(place.path)
+        self.by_href: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._by_url: dict[tuple[str, str], Mapping[str, Any]] | None = None
+        for link in links if isinstance(links, list) else []:
+            if not isinstance(link, Mapping) or link.get("rel") not in STRUCTURAL:
+                continue
+            href = link.get("href")
+            if isinstance(href, str):
+                self.by_href.setdefault((str(link["rel"]), href.strip()), link)
+
+    def link(self, rel: str, target: Target) -> dict[str, Any]:
+        """The link to ``target``, with the other fields of a link the document had to it."""
+        href = self.here.href(target.path)
+        old = self.by_href.get((rel, href))
+        if old is None and target.url and self.by_href:
+            old = self.by_url().get((rel, target.url))
+        if old is None:
+            return {"rel": rel, "href": href, "type": JSON}
+        return {**old, "rel": rel, "href": href, "type": old.get("type") or JSON}
+
+    def by_url(self) -> dict[tuple[str, str], Mapping[str, Any]]:
+        """The links by the URL they resolve to upstream (made on the first miss)."""
+        if self._by_url is None:
+            self._by_url = {}
+            for (rel, href), link in self.by_href.items():
+                with contextlib.suppress(ValueError):
+                    self._by_url.setdefault((rel, urljoin(self.place.url, href)), link)
+        return self._by_url
 
 
 def _is_other(link: Any) -> bool:
@@ -157,27 +205,10 @@ def _other(link: Any, place: Place) -> Any:
     return {**link, "href": urljoin(place.url, href.strip())}
 
 
-def _link(rel: str, target: Target, place: Place, had: list[dict[str, Any]]) -> dict[str, Any]:
-    """The link to ``target``, with the other fields of a link the document had to it."""
-    href = relative(target.path, place.path)
-    for old in had:
-        if old.get("rel") == rel and _names(old["href"], target, place, href):
-            return {**old, "rel": rel, "href": href, "type": old.get("type") or JSON}
-    return {"rel": rel, "href": href, "type": JSON}
-
-
-def _names(href: str, target: Target, place: Place, written: str) -> bool:
-    """True when ``href`` (from the document) names ``target``: as written in the synced tree
-    before, or as it resolves upstream."""
-    href = href.strip()
-    if href == written:
-        return True
-    return bool(target.url) and urljoin(place.url, href) == target.url
-
-
 def _assets(
     own: Mapping[str, Any], place: Place, assets: Mapping[str, AssetPlace]
 ) -> tuple[dict[str, Any], bool]:
+    here = _From(place.path)
     out: dict[str, Any] = {}
     synced_any = False
     for key, asset in own.items():
@@ -191,9 +222,9 @@ def _assets(
             continue
         new = _without_ours(asset)
         if facts.synced is not None:
-            href = relative(facts.synced, place.path)
+            href = here.href(facts.synced)
             origin = (
-                relative(facts.bundled, place.path)
+                here.href(facts.bundled)
                 if facts.bundled is not None
                 else redact_url(facts.upstream)
             )
@@ -205,7 +236,7 @@ def _assets(
                 new["alternate:name"] = LOCAL
             synced_any = True
         elif facts.bundled is not None:
-            new["href"] = relative(facts.bundled, place.path)
+            new["href"] = here.href(facts.bundled)
         elif is_relative(new["href"]):  # ours, or the catalog's: it no longer names it here
             new["href"] = facts.upstream
         out[key] = new

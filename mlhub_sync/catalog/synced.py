@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from mlhub_sync.catalog.bundled import bundled_prefix
+from mlhub_sync.catalog.install import is_bookkeeping
 from mlhub_sync.catalog.localize import AssetPlace, Place, Target, localize
 from mlhub_sync.catalog.refresh import CATALOG_INSTALLED, DOCUMENTS_INDEXED
 from mlhub_sync.config.resolve import DatasetConfig
@@ -110,6 +111,7 @@ def _fingerprint(db: StateDB, config: DatasetConfig, selected: bool) -> str:
 class _Rewrite:
     def __init__(self, db: StateDB, config: DatasetConfig, selected: bool):
         self.db, self.config, self.selected = db, config, selected
+        self.top = str(config.dataset_dir)
         self.filters = config.filters
         self.by_item = selected and (self.filters.time is not None or self.filters.spatial)
         self.moved = isinstance(config.source, StacSource)  # crawled: staged in the layout
@@ -139,8 +141,8 @@ class _Rewrite:
                         assets = {r[2]: self._asset(r) for r in pending[1]}
                 elif kind == "collection" and cid is not None:
                     assets = self.collection_assets.get(cid, {})
-                if managed:  # a file we manage lies there: it is an asset, not ours to rewrite
-                    continue
+                if managed or is_bookkeeping(path.split("/", 1)[0]):
+                    continue  # an asset we manage lies there, or install left it out
                 place = Place(
                     path=path,
                     url=url,
@@ -187,9 +189,7 @@ class _Rewrite:
         self, tree: Tree, place: Place, assets: dict[str, AssetPlace], result: SyncedCatalog
     ) -> None:
         folder_rel, _, name = place.path.rpartition("/")
-        folder_path = (
-            self.config.dataset_dir / folder_rel if folder_rel else self.config.dataset_dir
-        )
+        folder_path = f"{self.top}/{folder_rel}" if folder_rel else self.top
         try:
             with tree.folder(folder_path) as folder:
                 try:
