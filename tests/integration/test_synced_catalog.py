@@ -281,3 +281,20 @@ def test_a_link_planted_at_a_bundled_file_is_not_followed(
     assert result.code == 1
     assert not (tmp_path / "out/ds/ref_col/ref_col_3/labels.tif").exists()
     assert canary.read_bytes() == b"secret" * 100
+
+
+@pytest.mark.parametrize("kind", ["stac-url", "archive"])
+def test_assets_in_another_folder_are_named_by_relative_hrefs_that_reach_them(
+    tmp_path: Path, cli: Any, server: TestServer, kind: str
+) -> None:
+    shape = nested(tmp_path / "served", server.url)
+    spec = write_spec(
+        tmp_path, source_for(kind, shape, server, tmp_path), asset_output_dir="./assets"
+    )
+    assert cli("apply", spec).code == 0
+    walked = walk(tmp_path)
+    assert {w.item for w in walked} == set(shape.items)
+    for w in walked:
+        assert w.href.startswith("../") and "/assets/ds/" in w.href  # relative, out and down
+        assert Path(w.absolute).resolve().is_relative_to(tmp_path / "assets/ds")
+        assert Path(w.absolute).read_bytes() == shape.items[w.item][w.key]
