@@ -17,7 +17,9 @@ from types import TracebackType
 from mlhub_sync.apply.executor import ApplyStats, Executor, ExecutorSettings
 from mlhub_sync.apply.prune import prune_files, prune_refusal
 from mlhub_sync.apply.report import ErrorReport
+from mlhub_sync.catalog.bundled import Placement, place_bundled
 from mlhub_sync.catalog.refresh import CatalogStatus, catalog_files_since, refresh_catalog
+from mlhub_sync.catalog.synced import write_synced_catalog
 from mlhub_sync.config.resolve import DatasetConfig
 from mlhub_sync.errors import (
     FilterMatchesNothingError,
@@ -47,6 +49,7 @@ class DatasetPlan:
     selection: SelectionSummary = field(default_factory=SelectionSummary)
     plan: Plan = field(default_factory=Plan)
     drift: Drift | None = None  # with --locked
+    bundled: Placement = field(default_factory=Placement)  # in apply: the archive's files
 
     @property
     def pending(self) -> int:
@@ -125,8 +128,9 @@ class DatasetRun:
             self._asset_lock.release()
         self._lock.release()
 
-    def select(self) -> DatasetPlan:
-        """Resolve the catalog and select assets (``temp.selection``), without deciding."""
+    def select(self, *, write_catalog: bool = True) -> DatasetPlan:
+        """Resolve the catalog and select assets (``temp.selection``), without deciding; then
+        (``write_catalog``) rewrite the dataset folder's catalog for what is on disk now."""
         catalog = refresh_catalog(self.config, self.db, self.http, self.environ, self.reporter)
         result = DatasetPlan(self.config, catalog)
         if not self.config.catalog_only:
@@ -134,7 +138,12 @@ class DatasetRun:
             result.selection = select_assets(
                 self.db, self.config.filters, self.config.common_asset_keys
             )
+        if write_catalog:
+            self._write_catalog()
         return result
+
+    def _write_catalog(self) -> None:
+        write_synced_catalog(self.db, self.config, selected=not self.config.catalog_only)
 
     def _check_collection_filter(self) -> None:
         """Warn about each filter entry the catalog lacks; stop when none matches."""
@@ -161,13 +170,22 @@ class DatasetRun:
         With ``lock``, the selection is compared with the lock first (``result.drift``); when
         it matches, assets without a catalog checksum are verified against the lock's.
         """
-        result = self.select()
+        return self._plan(if_exists, lock, applying=False)
+
+    def _plan(
+        self, if_exists: str, lock: tuple[LockFile, Key] | None, *, applying: bool
+    ) -> DatasetPlan:
+        # Applying, the catalog is rewritten once, after the files are there; and the files an
+        # archive bundles are placed first, so the plan keeps them instead of fetching them.
+        result = self.select(write_catalog=not applying)
         if self.config.catalog_only:
             return result
         if lock is not None:
             result.drift = check_lock(self.db, *lock, self.config.spec_dir)
             if not result.drift.drifted:
                 self.db.pins.fill_checksums()
+        if applying and not (result.drift is not None and result.drift.drifted):
+            result.bundled = place_bundled(self.db, self.config)
         result.plan = build_plan(self.db, str(self.config.asset_dir), if_exists)
         return result
 
@@ -181,9 +199,10 @@ class DatasetRun:
         lock: tuple[LockFile, Key] | None = None,
         on_planned: Callable[[DatasetPlan], None] | None = None,
     ) -> ApplyOutcome:
-        """Plan, then carry the plan out; prune afterwards when asked and nothing failed.
-        ``on_planned`` hears the plan before any transfer starts (the CLI prints it there)."""
-        planned = self.plan(if_exists, lock)
+        """Plan, then carry the plan out; prune afterwards when asked and nothing failed; then
+        rewrite the dataset folder's catalog for the files now on disk. ``on_planned`` hears
+        the plan before any transfer starts (the CLI prints it there)."""
+        planned = self._plan(if_exists, lock, applying=True)
         if planned.drift is not None and planned.drift.drifted:
             raise LockDriftError(
                 f"--locked: {planned.drift.describe()}"
@@ -195,6 +214,7 @@ class DatasetRun:
         if on_planned is not None:
             on_planned(planned)
         if self.config.catalog_only:
+            self._write_catalog()
             return outcome
         cfg = self.config
         report = ErrorReport(cfg.dataset_dir, cfg.id, secrets=self.http.secrets)
@@ -211,6 +231,7 @@ class DatasetRun:
         try:
             outcome.stats = executor.run(plan.steps(), plan.pending, plan.pending_bytes)
             outcome.left_out = self._report_left_out(report)
+            self._report_bundled(planned.bundled, outcome.stats, report)
         finally:
             outcome.report = report.close()
         stats = outcome.stats
@@ -224,7 +245,24 @@ class DatasetRun:
                     outcome.pruned = prune_files(self.db, cfg.asset_dir, cfg.max_delete, force)
                 except PruneRefusedError as exc:
                     outcome.prune_refused = str(exc)
+        self._write_catalog()
         return outcome
+
+    @staticmethod
+    def _report_bundled(placed: Placement, stats: ApplyStats, report: ErrorReport) -> None:
+        """Count the archive's files placed before the plan ran, and report the failures."""
+        stats.adopted += placed.verified
+        stats.linked += placed.linked
+        stats.failed += len(placed.failures)
+        for failure in placed.failures:
+            report.add(
+                failure.collection_id,
+                failure.item_id,
+                failure.asset_key,
+                failure.href,
+                failure.error,
+                1,
+            )
 
     def _report_left_out(self, report: ErrorReport) -> int:
         """Put the assets the index refused (bad scheme, local file outside the catalog...)

@@ -8,22 +8,25 @@ and the new archive: a failure anywhere leaves the previous archive, catalog and
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlhub_sync.catalog.bundled import resolve_bundled
 from mlhub_sync.catalog.extract import extract_archive
 from mlhub_sync.catalog.index import Indexer
 from mlhub_sync.catalog.install import catalog_root, install, remove_tree, staging_dir
 from mlhub_sync.config.models import ExtractLimits
 from mlhub_sync.config.resolve import DatasetConfig
-from mlhub_sync.errors import DamagedArchiveError, FatalLocalError
+from mlhub_sync.errors import CatalogError, DamagedArchiveError, FatalLocalError
 from mlhub_sync.net.client import Http
 from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.sources.archive import archive_path
-from mlhub_sync.sources.base import CrawledCatalog, FetchedArchive, SourceContext
+from mlhub_sync.sources.base import CrawledCatalog, FetchedArchive, SourceContext, Unreadable
 from mlhub_sync.sources.registry import source_for
 from mlhub_sync.stac.document import Document
 from mlhub_sync.stac.href import LocalHrefs
@@ -42,6 +45,19 @@ LOCAL_HREFS = "local_hrefs"
 """Meta key: the :class:`LocalHrefs` (allow_local) an archive's index was built under."""
 
 
+DOCUMENTS_INDEXED = "documents_indexed"
+"""Meta key: the index has the ``documents`` and ``links`` tables filled (older ones do not:
+they are built again once)."""
+
+
+CATALOG_INSTALLED = "catalog_installed_ns"
+"""Meta key: when the catalog was last installed (a new one needs its documents rewritten)."""
+
+
+UNREADABLE = "unreadable_documents"
+"""Meta key: the documents the index could not read, as JSON ``[[href, why], ...]``."""
+
+
 def catalog_files_since(db: StateDB) -> int | None:
     """The :data:`CATALOG_FILES_SINCE` of ``db``, or ``None``."""
     value = db.get_meta(CATALOG_FILES_SINCE)
@@ -57,6 +73,8 @@ class CatalogStatus:
     assets: int
     rejected: int
     invalid_documents: int = 0
+    unreadable: tuple[tuple[str, str], ...] = ()  # (href, why) of the first ones
+    bundled: int = 0  # assets whose file the archive bundles
 
 
 def refresh_catalog(
@@ -76,7 +94,14 @@ def refresh_catalog(
     dataset_dir.mkdir(parents=True, exist_ok=True)
     source = source_for(config.source)
     context = SourceContext(
-        config.id, dataset_dir, db, http, environ, reporter, filters=config.filters
+        config.id,
+        dataset_dir,
+        db,
+        http,
+        environ,
+        reporter,
+        filters=config.filters,
+        strict=config.strict,
     )
     failures = 0
     while True:
@@ -90,7 +115,7 @@ def refresh_catalog(
                     allow_file_hrefs=snapshot.allow_file_hrefs,
                     local=LocalHrefs.of(config.allow_local, snapshot.local_root),
                     meta={"indexed_digest": None},
-                    crawl_invalid=snapshot.invalid,
+                    unreadable=snapshot.unreadable,
                 )
             return _refresh_archive(config, db, snapshot, reporter, limits)
         except DamagedArchiveError as exc:
@@ -125,19 +150,28 @@ def _refresh_archive(
         and (root_catalog is None or (dataset_dir / root_catalog).exists())
         # the file: hrefs it accepted were judged under this spec's allow_local
         and (not fetched.allow_file_hrefs or db.get_meta(LOCAL_HREFS) == local.key)
+        and db.get_meta(DOCUMENTS_INDEXED) == "1"
     )
     if up_to_date:
         if fetched.pending:  # same bytes fetched again (e.g. no validators): keep the new copy
             os.replace(fetched.path, archive_path(dataset_dir, config.id))
             with db.transaction():
                 db.set_meta(fetched.meta)
-        return CatalogStatus(
+        shown = json.loads(db.get_meta(UNREADABLE) or "[]")
+        status = CatalogStatus(
             False,
             db.count("items"),
             db.count("assets"),
             db.count("rejected"),
             int(db.get_meta("invalid_documents") or 0),
+            tuple((str(href), str(why)) for href, why in shown),
+            int(db.get_meta("bundled_assets") or 0),
         )
+        if config.strict and status.invalid_documents:  # indexed before, without strict
+            raise _strict_error(
+                config, Unreadable(status.invalid_documents, list(status.unreadable))
+            )
+        return status
     log.info("%s: indexing catalog %s", config.id, fetched.path.name)
     try:
         return _reindex(
@@ -150,6 +184,7 @@ def _refresh_archive(
             local=local,
             meta={**fetched.meta, "indexed_digest": fetched.sha256, LOCAL_HREFS: local.key},
             install_archive=fetched.path if fetched.pending else None,
+            members_base=fetched.base_url,
         )
     finally:
         if fetched.pending:
@@ -166,26 +201,52 @@ def _reindex(
     meta: dict[str, str | None],
     local: LocalHrefs | None = None,
     install_archive: Path | None = None,
-    crawl_invalid: list[str] | None = None,
+    unreadable: Unreadable | None = None,
+    members_base: str | None = None,
 ) -> CatalogStatus:
+    """Index ``documents`` (an archive's members when ``members_base``), install them and
+    record the index, all in one transaction."""
     dataset_dir = config.dataset_dir
     staging = staging_dir(dataset_dir)
     share_tree = config.asset_dir == dataset_dir
     since = db.get_meta(CATALOG_FILES_SINCE) or (
         str(staging.stat().st_ctime_ns) if share_tree else None
     )  # the earliest unpack: a member of an older catalog may still lie at an asset path
+    unreadable = unreadable if unreadable is not None else Unreadable()
     try:
         with db.transaction():
             db.index.clear()
-            indexer = Indexer(db, allow_file_hrefs=allow_file_hrefs, local=local)
+            db.documents.clear()
+            indexer = Indexer(
+                db,
+                allow_file_hrefs=allow_file_hrefs,
+                local=local,
+                members_base=members_base,
+                unreadable=unreadable,
+            )
             for doc in documents(staging):
                 indexer.add(doc)
             indexer.flush()
-            indexer.invalid_documents += len(crawl_invalid or ())
             root = catalog_root(staging)
+            prefix = "" if root == staging else root.relative_to(staging).as_posix() + "/"
+            if prefix:
+                db.documents.strip_prefix(prefix)  # install leaves the top folder out
+            bundled = 0
+            if members_base is not None:
+                bundled = resolve_bundled(db, indexer, staging, prefix, dataset_dir, local)
+            if config.strict and unreadable.count:
+                raise _strict_error(config, unreadable)
             has_root_catalog = (root / "catalog.json").exists()
             try:
-                install(root, dataset_dir, lambda rel: share_tree and db.file(rel) is not None)
+                # A file we manage is not overwritten by the catalog's copy, unless the catalog
+                # says that file *is* the asset (it bundles it at its asset path).
+                install(
+                    root,
+                    dataset_dir,
+                    lambda rel: (
+                        share_tree and db.file(rel) is not None and not db.documents.in_place(rel)
+                    ),
+                )
                 if install_archive is not None:
                     os.replace(install_archive, archive_path(dataset_dir, config.id))
             except OSError as exc:
@@ -199,20 +260,41 @@ def _reindex(
                 {
                     **meta,
                     "root_catalog": "catalog.json" if has_root_catalog else None,
-                    "invalid_documents": str(indexer.invalid_documents),
+                    "invalid_documents": str(unreadable.count),
+                    UNREADABLE: json.dumps(unreadable.shown) if unreadable.shown else None,
+                    "bundled_assets": str(bundled) if bundled else None,
+                    DOCUMENTS_INDEXED: "1",
+                    CATALOG_INSTALLED: str(time.time_ns()),
                     CATALOG_FILES_SINCE: since,
                 }
             )
     finally:
         remove_tree(staging)
     log.info(
-        "%s: indexed %d items, %d assets (%d left out, %d invalid documents)",
+        "%s: indexed %d items, %d assets (%d left out, %d unreadable documents)",
         config.id,
         indexer.items,
         indexer.assets,
         indexer.rejected,
-        indexer.invalid_documents,
+        unreadable.count,
     )
     return CatalogStatus(
-        True, indexer.items, indexer.assets, indexer.rejected, indexer.invalid_documents
+        True,
+        indexer.items,
+        indexer.assets,
+        indexer.rejected,
+        unreadable.count,
+        tuple(unreadable.shown),
+        bundled,
+    )
+
+
+def _strict_error(config: DatasetConfig, unreadable: Unreadable) -> CatalogError:
+    href, why = unreadable.shown[0] if unreadable.shown else ("a document", "unreadable")
+    more = f" (and {unreadable.count - 1} more)" if unreadable.count > 1 else ""
+    return CatalogError(
+        f"strict: a catalog document could not be read: {href}: {why}{more}",
+        subject=f"dataset {config.id}",
+        hint="fix the catalog, or run without --strict (and strict: true in the spec) to skip "
+        "unreadable documents, sync the rest and hold prune back; the previous index is kept",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -37,8 +38,8 @@ from mlhub_sync.cli.render import (
 from mlhub_sync.cli.terminal import choose_reporter, configure_logging, silence_stdout
 from mlhub_sync.config.credentials import resolve_api_key
 from mlhub_sync.config.models import json_schema
-from mlhub_sync.config.resolve import DatasetConfig, LoadedSpec, load_spec
-from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacSource
+from mlhub_sync.config.resolve import DatasetConfig, LoadedSpec, load_spec, missing_inputs
+from mlhub_sync.config.sources import MlhubSource
 from mlhub_sync.errors import (
     ExitCode,
     MlhubSyncError,
@@ -116,7 +117,7 @@ class _Context:
 
 def _cmd_validate(ctx: _Context, loaded: LoadedSpec) -> int:
     datasets = _selected(loaded, ctx.args.dataset)
-    problems = {d.label: _missing_inputs(d) for d in datasets}
+    problems = {d.label: missing_inputs(d) for d in datasets}
     if ctx.args.json:
         _print_json(
             {
@@ -150,20 +151,6 @@ def _cmd_validate(ctx: _Context, loaded: LoadedSpec) -> int:
     return ExitCode.USAGE if any(problems.values()) else ExitCode.OK
 
 
-def _missing_inputs(config: DatasetConfig) -> list[str]:
-    """What a dataset needs on this machine and lacks (an ``apply`` would fail on it)."""
-    source = config.source
-    if not isinstance(source, ArchiveSource | StacSource) or source.path is None:
-        return []
-    if Path(source.path).is_file():
-        return []
-    what = "archive" if isinstance(source, ArchiveSource) else "catalog"
-    return [
-        f"source.path: the {what} {source.path} does not exist, so apply would fail "
-        "(paths are relative to the spec's folder)"
-    ]
-
-
 def _each(
     ctx: _Context, datasets: Sequence[DatasetConfig], work: Callable[[DatasetConfig], T]
 ) -> tuple[list[T], Failed, int]:
@@ -195,7 +182,13 @@ def _lock_for(
     return ctx.lock, output_key(spec_path.resolve().parent, config.id, config.output_dir)
 
 
+def _strict(ctx: _Context, config: DatasetConfig) -> DatasetConfig:
+    """``config`` with ``--strict`` applied (the spec's ``strict: true`` is already in it)."""
+    return dataclasses.replace(config, strict=True) if ctx.args.strict else config
+
+
 def _plan_one(ctx: _Context, loaded: LoadedSpec, config: DatasetConfig) -> DatasetPlan:
+    config = _strict(ctx, config)
     with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
         return run.plan(lock=_lock_for(ctx, loaded, config))
 
@@ -237,6 +230,7 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
             print(plan_line(p), flush=True)
 
     for config in datasets:
+        config = _strict(ctx, config)  # noqa: PLW2901 - the same dataset, with --strict
         try:
             with DatasetRun(config, ctx.http_for(config), ctx.environ, ctx.reporter) as run:
                 try:

@@ -55,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
         if json_help:
             sub.add_argument("--json", action="store_true", help=json_help)
 
+    def strict_arg(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--strict",
+            action="store_true",
+            help="stop when a catalog document cannot be read (default: skip it, report it, "
+            "sync the rest; the spec's strict: true does the same)",
+        )
+
     def lock_args(sub: argparse.ArgumentParser) -> None:
         sub.add_argument(
             "--locked",
@@ -77,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="exit 2 when changes are pending, 0 when in sync",
     )
     lock_args(plan)
+    strict_arg(plan)
     apply = command("apply", "download what is missing, partial or corrupt")
     spec_args(apply, "print the result as JSON (format mlhub-sync.apply/1)")
     apply.add_argument(
@@ -86,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="let prune delete more than max_delete files"
     )
     lock_args(apply)
+    strict_arg(apply)
     spec_args(command("lock", "pin the catalogs and the selection in SPEC.lock"))
     spec_args(
         command("status", "what is on disk vs desired, from the state db (no network)"),

@@ -104,6 +104,7 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
                 f"  unreadable catalog documents: {p.catalog.invalid_documents} (skipped; "
                 "prune is held back while any remain)"
             )
+            out.extend(f"    {_shown(h)}: {_shown(w)}" for h, w in p.catalog.unreadable[:10])
         if cfg.catalog_only:
             out.append("  catalog_only: no assets will be downloaded")
             out.append("")
@@ -188,6 +189,9 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
             "assets": p.catalog.assets,
             "rejected": p.catalog.rejected,
             "invalid_documents": p.catalog.invalid_documents,
+            "unreadable_documents": [
+                {"href": href, "why": why} for href, why in p.catalog.unreadable
+            ],
         },
         "filters": cfg.filters.describe(),
         "selection": {

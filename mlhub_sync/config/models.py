@@ -140,6 +140,11 @@ class DatasetSettings(StrictModel):
         description="auto: verify when a hash is known; required: fail assets without one; off",
     )
     catalog_only: bool | None = None
+    strict: bool | None = Field(
+        None,
+        description="a catalog document that cannot be read stops the run (default: it is "
+        "skipped and reported, the rest syncs, prune is held back)",
+    )
     common_asset_keys: list[str] | None = Field(
         None, description="asset keys stored once in _common/ (default: documentation, ...)"
     )

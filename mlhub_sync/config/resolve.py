@@ -25,7 +25,7 @@ from mlhub_sync.config.models import (
     SyncSpec,
     Timeouts,
 )
-from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacSource
+from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacApiSource, StacSource
 from mlhub_sync.errors import SpecError, SpecIssue
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.net.settings import NetSettings
@@ -52,7 +52,7 @@ class DatasetConfig:
     index: int
     output_dir: Path
     asset_output_dir: Path
-    source: MlhubSource | ArchiveSource | StacSource
+    source: MlhubSource | ArchiveSource | StacSource | StacApiSource
     workers: int
     checksum: str
     catalog_only: bool
@@ -67,6 +67,7 @@ class DatasetConfig:
     allow_local: tuple[Path, ...] = ()  # folders file: hrefs may reach (absolute)
     max_asset_size: int = DEFAULT_MAX_ASSET_SIZE
     allow_private_redirects: bool = False
+    strict: bool = False  # an unreadable catalog document is fatal (spec or --strict)
 
     @property
     def net(self) -> NetSettings:
@@ -188,6 +189,7 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
         allow_local=tuple(_absolute(folder, base) for folder in pick("allow_local") or ()),
         max_asset_size=int(pick("max_asset_size") or DEFAULT_MAX_ASSET_SIZE),
         allow_private_redirects=bool(pick("allow_private_redirects")),
+        strict=bool(pick("strict")),
     )
 
 
@@ -214,3 +216,17 @@ def _check_unique(datasets: Sequence[DatasetConfig], loaded: LoadedYaml) -> None
                 break
     if issues:
         raise SpecError(issues)
+
+
+def missing_inputs(config: DatasetConfig) -> list[str]:
+    """What a dataset needs on this machine and lacks (an ``apply`` would fail on it)."""
+    source = config.source
+    if not isinstance(source, ArchiveSource | StacSource) or source.path is None:
+        return []
+    if Path(source.path).is_file():
+        return []
+    what = "archive" if isinstance(source, ArchiveSource) else "catalog"
+    return [
+        f"source.path: the {what} {source.path} does not exist, so apply would fail "
+        "(paths are relative to the spec's folder)"
+    ]

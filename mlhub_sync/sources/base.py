@@ -49,21 +49,40 @@ class FetchedArchive:
         return self.path.name.endswith(".part")
 
 
+MAX_UNREADABLE_SHOWN = 100
+
+
+@dataclass
+class Unreadable:
+    """The catalog documents that could not be read or used, counted, with the first
+    :data:`MAX_UNREADABLE_SHOWN` kept as ``(href, why)`` (hrefs redacted) for the plan."""
+
+    count: int = 0
+    shown: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, href: str, why: str) -> None:
+        """One more unreadable document."""
+        self.count += 1
+        if len(self.shown) < MAX_UNREADABLE_SHOWN:
+            self.shown.append((href, why))
+
+
 @dataclass(frozen=True)
 class CrawledCatalog:
     """A catalog that arrives as documents.
 
     ``documents(staging)`` fetches them, stages each under ``staging`` at its place in the
-    layout and yields it for the indexer; it appends the ones it could not read to
-    ``invalid`` (they are counted, and they stop prune). ``file:`` hrefs are allowed only
-    when ``allow_file_hrefs``, only into the spec's ``allow_local`` folders, and relative ones
-    only inside ``local_root`` (:class:`~mlhub_sync.stac.href.LocalHrefs`).
+    layout and yields it for the indexer; the linked documents it could not read (gone,
+    refused, not JSON) go to ``unreadable``: they are reported, and they stop prune.
+    ``file:`` hrefs are allowed only when ``allow_file_hrefs``, only into the spec's
+    ``allow_local`` folders, and relative ones only inside ``local_root``
+    (:class:`~mlhub_sync.stac.href.LocalHrefs`).
     """
 
     documents: Callable[[Path], Iterator[Document]]
     allow_file_hrefs: bool
     local_root: Path | None = None
-    invalid: list[str] = field(default_factory=list)
+    unreadable: Unreadable = field(default_factory=Unreadable)
 
 
 Snapshot = FetchedArchive | CrawledCatalog
@@ -72,7 +91,8 @@ Snapshot = FetchedArchive | CrawledCatalog
 @dataclass(frozen=True)
 class SourceContext:
     """What a source may use: the dataset's id and folder, its state db (the last fetch's
-    validators live in ``meta``), the run's API client, the environment and progress."""
+    validators live in ``meta``), the run's API client, the environment, progress, and
+    whether unreadable documents are fatal (``strict``)."""
 
     dataset_id: str
     dataset_dir: Path
@@ -81,6 +101,7 @@ class SourceContext:
     environ: Mapping[str, str]
     reporter: Reporter = NULL_REPORTER
     filters: FilterSet = field(default_factory=FilterSet)  # a search source pushes them down
+    strict: bool = False  # an unreadable linked document stops the crawl
 
 
 class Source(Protocol):

@@ -16,6 +16,7 @@ import os
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
@@ -27,7 +28,7 @@ from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.layout import collection_dir, safe_component
-from mlhub_sync.sources.base import CrawledCatalog, SourceContext
+from mlhub_sync.sources.base import CrawledCatalog, SourceContext, Unreadable
 from mlhub_sync.stac.document import Document, document_kind
 from mlhub_sync.stac.href import LocalHrefs, check_local_href, normalize_href
 from mlhub_sync.tree import create_new
@@ -84,17 +85,22 @@ def crawl(
     staging: Path,
     http: Http,
     reporter: Reporter = NULL_REPORTER,
-    invalid: list[str] | None = None,
+    unreadable: Unreadable | None = None,
+    *,
+    strict: bool = False,
 ) -> Iterator[Document]:
     """Fetch every document reachable from the root, staging and yielding each once.
 
-    A linked document that cannot be fetched fails the crawl (a transient outage must not
-    shrink the index, or prune would delete good files); one that is not valid JSON is skipped
-    and noted in ``invalid``. So does a catalog beyond ``source.max_documents`` documents or
-    ``source.max_depth`` links from the root (links that never end): the limit is named.
+    A linked document that cannot be read (gone, refused after the retries, not JSON) is
+    skipped and added to ``unreadable``, and the rest is crawled: the plan names it, and prune
+    is held back while any remain (a transient outage must not delete good files). With
+    ``strict`` it fails the crawl instead, as does an unreadable root, a run being stopped,
+    and a catalog beyond ``source.max_documents`` documents or ``source.max_depth`` links from
+    the root (links that never end: the limit is named).
     """
     start = root_url(source)
     root = local_root(source)
+    unreadable = unreadable if unreadable is not None else Unreadable()
     # The catalog's own documents: file: links only inside its folder (symlinks resolved).
     documents_here = LocalHrefs.of([root], root) if root is not None else None
     queue: deque[tuple[str, str | None, int]] = deque([(start, None, 0)])
@@ -102,25 +108,15 @@ def crawl(
     with reporter.stage("crawl STAC catalog", unit="docs") as stage:
         while queue:
             url, parent_collection, depth = queue.popleft()
-            data = _read(url, http)
-            try:
-                doc = json.loads(data)
-            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-                if url == start:
-                    raise CatalogError(
-                        f"cannot read the root catalog: {exc}", subject=redact_url(url)
-                    ) from exc
-                log.warning("skipping %s: invalid JSON (%s)", redact_url(url), exc)
-                if invalid is not None:
-                    invalid.append(redact_url(url))
+            doc = _fetch(url, url == start, http, unreadable, strict)
+            if doc is None:
                 continue
-            if not isinstance(doc, dict):
-                continue
-            rel, collection = _place(doc, url == start, parent_collection)
+            data, parsed = doc
+            rel, collection = _place(parsed, url == start, parent_collection)
             if _stage(staging, rel, data):
                 stage.update()
                 yield Document(rel, data, url)
-            for link in doc.get("links") or []:
+            for link in parsed.get("links") or []:
                 if not isinstance(link, dict) or link.get("rel") not in ("child", "item"):
                     continue
                 href = link.get("href")
@@ -139,6 +135,29 @@ def crawl(
                     _check_limits(source, url, target, depth + 1, len(seen))
                     seen.add(target)
                     queue.append((target, collection, depth + 1))
+
+
+def _fetch(
+    url: str, is_root: bool, http: Http, unreadable: Unreadable, strict: bool
+) -> tuple[bytes, dict[str, Any]] | None:
+    """A document's bytes and JSON object; ``None`` when it is skipped as unreadable (a
+    non-object JSON document is skipped silently: it is no STAC document)."""
+    try:
+        data = _read(url, http)
+        doc = json.loads(data)
+    except (CatalogError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        if is_root or strict or http.stop.is_set():
+            if isinstance(exc, CatalogError):
+                raise
+            what = "the root catalog" if is_root else "a linked STAC document"
+            raise CatalogError(
+                f"cannot read {what}: invalid JSON ({exc})", subject=redact_url(url)
+            ) from exc
+        why = exc.message if isinstance(exc, CatalogError) else f"invalid JSON ({exc})"
+        log.warning("skipping %s: %s", redact_url(url), why)
+        unreadable.add(redact_url(url), why)
+        return None
+    return (data, doc) if isinstance(doc, dict) else None
 
 
 def _check_limits(source: StacSource, url: str, target: str, depth: int, documents: int) -> None:
@@ -203,10 +222,12 @@ class StaticCatalog:
 
     def snapshot(self, ctx: SourceContext) -> CrawledCatalog:
         """The crawl, to run when the catalog stage is ready to stage what it finds."""
-        invalid: list[str] = []
+        unreadable = Unreadable()
         return CrawledCatalog(
-            documents=lambda staging: crawl(self.spec, staging, ctx.http, ctx.reporter, invalid),
+            documents=lambda staging: crawl(
+                self.spec, staging, ctx.http, ctx.reporter, unreadable, strict=ctx.strict
+            ),
             allow_file_hrefs=self.spec.path is not None,
             local_root=local_root(self.spec),
-            invalid=invalid,
+            unreadable=unreadable,
         )

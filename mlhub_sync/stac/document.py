@@ -18,12 +18,13 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 import shapely
 from dateutil import parser as dateparser
 from shapely.errors import GEOSException
 
-from mlhub_sync.stac.href import LocalHrefs, check_local_href, normalize_href
+from mlhub_sync.stac.href import LocalHrefs, check_local_href, is_relative, normalize_href
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,11 @@ class AssetFacts:
     media_type: str | None
     size: int | None
     checksum: str | None  # STAC file:checksum, a hex multihash
+    # A relative href of an archive that stays inside it: the member it names (``href`` is
+    # then its resolution beside the archive, not yet checked: see :func:`asset_facts`), and
+    # the href as the catalog wrote it.
+    member: str | None = None
+    written: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,11 +166,20 @@ def _is_finite(value: Any) -> bool:
 
 
 def asset_facts(
-    assets: Any, base_url: str, *, allow_file: bool, local: LocalHrefs | None = None
+    assets: Any,
+    base_url: str,
+    *,
+    allow_file: bool,
+    local: LocalHrefs | None = None,
+    members_base: str | None = None,
 ) -> Iterator[AssetFacts | RejectedAsset]:
     """The assets of an item or collection, normalised; rejected ones say why.
 
     ``file:`` hrefs need ``allow_file`` and must reach only what ``local`` allows.
+    ``members_base`` (an archive's documents: the URL its members' URLs start with) marks
+    a relative href that stays inside the archive with the ``member`` it names: it may be a
+    file the archive bundles, which is the caller's to find out once the archive is read
+    (``local`` is not checked for it here; the caller checks it when there is no member).
     """
     if not isinstance(assets, Mapping):
         return
@@ -172,9 +187,13 @@ def asset_facts(
         if not isinstance(asset, Mapping) or not isinstance(asset.get("href"), str):
             yield RejectedAsset(str(key), "", "the asset has no href")
             continue
+        member = None
         try:
             href = normalize_href(asset["href"], base_url, allow_file=allow_file)
-            check_local_href(href, local, asset["href"])
+            if members_base is not None and is_relative(asset["href"]):
+                member = archive_member(href, members_base)
+            if member is None:
+                check_local_href(href, local, asset["href"])
         except ValueError as exc:
             yield RejectedAsset(str(key), str(asset["href"])[:200], str(exc))
             continue
@@ -191,7 +210,23 @@ def asset_facts(
             checksum=checksum.lower()
             if isinstance(checksum, str) and _HEX.match(checksum) and len(checksum) % 2 == 0
             else None,
+            member=member,
+            written=asset["href"] if member is not None else "",
         )
+
+
+def archive_member(url: str, members_base: str) -> str | None:
+    """The member path (``/``-separated, unquoted) that ``url`` names below ``members_base``,
+    or ``None`` when it is not below it (or names a folder)."""
+    if not url.startswith(members_base):
+        return None
+    rest = urlsplit(url[len(members_base) :])
+    if rest.scheme or rest.netloc or rest.query or not rest.path or rest.path.endswith("/"):
+        return None
+    parts = unquote(rest.path).split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        return None
+    return "/".join(parts)
 
 
 def parse_item(
@@ -201,8 +236,10 @@ def parse_item(
     *,
     allow_file: bool,
     local: LocalHrefs | None = None,
+    members_base: str | None = None,
 ) -> tuple[ItemRecord, list[RejectedAsset]]:
-    """An item's record (``ValueError`` when it has no usable id)."""
+    """An item's record (``ValueError`` when it has no usable id); ``members_base`` as in
+    :func:`asset_facts`."""
     item_id = doc.get("id")
     if not isinstance(item_id, str) or not item_id:
         raise ValueError("the item has no id")
@@ -218,7 +255,9 @@ def parse_item(
     start, end = item_time(properties if isinstance(properties, Mapping) else {})
     accepted: list[AssetFacts] = []
     rejected: list[RejectedAsset] = []
-    for facts in asset_facts(doc.get("assets"), base_url, allow_file=allow_file, local=local):
+    for facts in asset_facts(
+        doc.get("assets"), base_url, allow_file=allow_file, local=local, members_base=members_base
+    ):
         (accepted if isinstance(facts, AssetFacts) else rejected).append(facts)  # type: ignore[arg-type]
     record = ItemRecord(
         collection_id=collection_id,
@@ -230,6 +269,25 @@ def parse_item(
         assets=tuple(accepted),
     )
     return record, rejected
+
+
+def tree_links(doc: Mapping[str, Any], base_url: str) -> Iterator[tuple[str, str]]:
+    """``(rel, URL)`` of a document's ``child`` and ``item`` links, resolved against
+    ``base_url`` (for matching documents by URL: nothing is fetched, so any scheme is kept);
+    links that cannot be resolved are left out."""
+    links = doc.get("links")
+    if not isinstance(links, list):
+        return
+    for link in links:
+        if not isinstance(link, Mapping) or link.get("rel") not in ("child", "item"):
+            continue
+        href = link.get("href")
+        if not isinstance(href, str):
+            continue
+        try:
+            yield str(link["rel"]), normalize_href(href, base_url, allow_file=True)
+        except ValueError:
+            continue
 
 
 def fallback_collection_id(relpath: str) -> str:

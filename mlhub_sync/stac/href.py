@@ -134,7 +134,7 @@ def check_local_href(url: str, local: LocalHrefs | None, href: str = "") -> None
     if not os.path.isabs(path):
         raise ValueError("a file: href without an absolute path is refused")
     root = local.root
-    if root is not None and _is_relative(href) and not _inside(os.path.normpath(path), root):
+    if root is not None and is_relative(href) and not _inside(os.path.normpath(path), root):
         raise ValueError(
             f"a relative href that leaves the catalog's folder {root} is refused "
             "(relative hrefs resolve inside the catalog, never outside it)"
@@ -152,7 +152,7 @@ def _inside(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
-def _is_relative(href: str) -> bool:
+def is_relative(href: str) -> bool:
     """True when ``href`` names no scheme, as :func:`normalize_href` reads it (a Windows
     drive letter is no scheme)."""
     href = href.strip()

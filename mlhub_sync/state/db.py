@@ -1,7 +1,7 @@
 """The state db's connection: opening (and setting aside an unreadable db), transactions,
 ``meta``, and the ``files``/``partials`` records. The other tables have their own modules
-(``index``, ``selection``, ``plan``, ``pins``), reached through :class:`StateDB`'s properties;
-the schema is documented in ``schema``.
+(``index``, ``documents``, ``selection``, ``plan``, ``pins``), reached through
+:class:`StateDB`'s properties; the schema is documented in ``schema``.
 
 Only one thread writes (the coordinator); transactions are explicit and batched. No connection
 leaves this package: callers say what they want, and the SQL stays here.
@@ -25,6 +25,7 @@ from mlhub_sync.errors import (
     StateError,
     SymlinkError,
 )
+from mlhub_sync.state.documents import DocumentTables
 from mlhub_sync.state.index import IndexTables
 from mlhub_sync.state.pins import LockPins
 from mlhub_sync.state.plan import PlanTables
@@ -47,6 +48,7 @@ class StateDB:
         self.selection = SelectionTables(conn)
         self.plan = PlanTables(conn)
         self.pins = LockPins(conn)
+        self.documents = DocumentTables(conn)
 
     @classmethod
     def open(cls, dataset_dir: Path, *, create: bool = True) -> StateDB:
@@ -138,8 +140,10 @@ class StateDB:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
+            # Every table is CREATE ... IF NOT EXISTS: a db of this version made before a
+            # table was added (documents, links) gets it; older versions ignore it.
+            conn.executescript(SCHEMA)
             if version < SCHEMA_VERSION:
-                conn.executescript(SCHEMA)
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:
             conn.close()

@@ -19,6 +19,12 @@ Schema (version 1, in ``PRAGMA user_version``)::
            path (its layout path when it is not a common asset; see layout.py))
     rejected(collection_id, item_id, asset_key, href, reason)
         assets the index refused (unsupported scheme...), for the plan and the report.
+    documents(doc_pk PRIMARY KEY, path, url, kind, collection_id, item_pk)
+        every STAC document indexed: its path in the dataset folder, the URL it was read
+        from, catalog / collection / item, its collection, its row in ``items``;
+    links(doc_pk, rel, url)
+        their ``child`` and ``item`` links, resolved to absolute URLs (``documents.py``
+        derives the synced catalog's tree from them).
     files(path PRIMARY KEY, href, size, mtime_ns, md5, checksum, validator, verified_by,
           synced_at)
         a file we wrote or verified: ``path`` is relative to the dataset's asset folder;
@@ -70,6 +76,22 @@ CREATE TABLE IF NOT EXISTS rejected (
     href TEXT NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS documents (
+    doc_pk INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    url TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    collection_id TEXT,
+    item_pk INTEGER
+);
+CREATE INDEX IF NOT EXISTS documents_by_url ON documents(url);
+CREATE TABLE IF NOT EXISTS links (
+    doc_pk INTEGER NOT NULL,
+    rel TEXT NOT NULL,
+    url TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS links_by_doc ON links(doc_pk);
+CREATE INDEX IF NOT EXISTS links_by_url ON links(url);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     href TEXT NOT NULL,

@@ -157,6 +157,24 @@ class SelectionTables:
         ).fetchone()
         return int(count), int(total), int(unknown)
 
+    def with_href_prefix(
+        self, prefix: str, after: tuple[str, str], limit: int
+    ) -> list[tuple[Any, ...]]:
+        """``(path, href, size, checksum, collection_id, item_id, asset_key)`` of the next
+        ``limit`` selected paths after ``(href, path)`` whose href starts with ``prefix``, by
+        href and path (a range of the href index; keyset pages)."""
+        start = max(after, (prefix, ""))
+        return self._conn.execute(
+            "SELECT path, href, size, checksum, collection_id, item_id, asset_key "
+            "FROM temp.selection WHERE (href, path) > (?, ?) AND href < ? "
+            "ORDER BY href, path LIMIT ?",
+            (*start, prefix + "\U0010ffff", limit),
+        ).fetchall()
+
+    def drop(self, paths: Iterable[str]) -> None:
+        """Leave these paths out of the selection."""
+        self._conn.executemany("DELETE FROM temp.selection WHERE path = ?", [(p,) for p in paths])
+
     def rows(self) -> list[tuple[Any, ...]]:
         """``(path, href)`` of every desired path, by path (for inspection and tests)."""
         return [
