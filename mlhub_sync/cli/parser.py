@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     spec_args(
-        command("validate", "check a spec without touching the network or disk"),
+        command("validate", "check a spec, and that its local sources exist (no network)"),
         "print the resolved datasets as JSON",
     )
     plan = command("plan", "show what apply would do, and why")
