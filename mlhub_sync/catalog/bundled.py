@@ -79,9 +79,10 @@ def resolve_bundled(
     """
     bundled = 0
     after = 0
-    in_place: list[str] = []
+    db.documents.reset_in_place()
     with Tree(staging) as tree:
         while page := db.documents.candidates(after, _PAGE):
+            in_place: list[str] = []
             for row in page:
                 rowid, item_pk, cid, item_id, key, href, media, size, checksum, member, written = (
                     row
@@ -102,7 +103,7 @@ def resolve_bundled(
                     facts = AssetFacts(key, href, media, size, checksum)
                 indexer.add_asset(item_pk, cid, item_id, facts)
             indexer.flush()
-    db.documents.set_in_place(in_place)
+            db.documents.add_in_place(in_place)
     return bundled
 
 

@@ -267,7 +267,7 @@ def test_a_new_archive_replaces_the_bundled_files_that_changed(
     assert (tmp_path / "out/ds/ref_col_3/labels.tif").read_bytes() == changed
 
 
-def test_a_link_planted_at_a_bundled_file_is_not_followed(
+def test_a_link_planted_at_a_bundled_file_is_not_followed_but_replaced(
     tmp_path: Path, cli: Any, server: TestServer
 ) -> None:
     shape = mlhub_collection_archive(tmp_path / "served", server.url)
@@ -279,8 +279,10 @@ def test_a_link_planted_at_a_bundled_file_is_not_followed(
     member.unlink()
     member.symlink_to(canary)
     result = cli("apply", spec)
-    assert result.code == 1
-    assert not (tmp_path / "out/ds/ref_col/ref_col_3/labels.tif").exists()
+    assert result.code == 0, result.stderr  # the catalog unpacked again, the link replaced
+    placed = tmp_path / "out/ds/ref_col/ref_col_3/labels.tif"
+    assert placed.read_bytes() == shape.items["ref_col_3"]["labels"]  # never the canary
+    assert not member.is_symlink() and os.stat(placed).st_ino == os.stat(member).st_ino
     assert canary.read_bytes() == b"secret" * 100
 
 
