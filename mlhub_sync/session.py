@@ -18,7 +18,12 @@ from mlhub_sync.apply.executor import ApplyStats, Executor, ExecutorSettings
 from mlhub_sync.apply.prune import prune_files, prune_refusal
 from mlhub_sync.apply.report import ErrorReport
 from mlhub_sync.catalog.bundled import Placement, place_bundled
-from mlhub_sync.catalog.refresh import CatalogStatus, catalog_files_since, refresh_catalog
+from mlhub_sync.catalog.refresh import (
+    CatalogStatus,
+    catalog_files_since,
+    forget_unpacked,
+    refresh_catalog,
+)
 from mlhub_sync.catalog.synced import write_synced_catalog
 from mlhub_sync.config.resolve import DatasetConfig
 from mlhub_sync.errors import (
@@ -173,7 +178,12 @@ class DatasetRun:
         return self._plan(if_exists, lock, applying=False)
 
     def _plan(
-        self, if_exists: str, lock: tuple[LockFile, Key] | None, *, applying: bool
+        self,
+        if_exists: str,
+        lock: tuple[LockFile, Key] | None,
+        *,
+        applying: bool,
+        again: bool = False,
     ) -> DatasetPlan:
         # Applying, the catalog is rewritten once, after the files are there; and the files an
         # archive bundles are placed first, so the plan keeps them instead of fetching them.
@@ -186,6 +196,9 @@ class DatasetRun:
                 self.db.pins.fill_checksums()
         if applying and not (result.drift is not None and result.drift.drifted):
             result.bundled = place_bundled(self.db, self.config)
+            if result.bundled.missing and not again:  # a bundled file was pruned: unpack
+                forget_unpacked(self.db)  # the catalog again, once, and place it from there
+                return self._plan(if_exists, lock, applying=True, again=True)
         result.plan = build_plan(self.db, str(self.config.asset_dir), if_exists)
         return result
 

@@ -79,9 +79,10 @@ def resolve_bundled(
     """
     bundled = 0
     after = 0
-    in_place: list[str] = []
+    db.documents.reset_in_place()
     with Tree(staging) as tree:
         while page := db.documents.candidates(after, _PAGE):
+            in_place: list[str] = []
             for row in page:
                 rowid, item_pk, cid, item_id, key, href, media, size, checksum, member, written = (
                     row
@@ -102,7 +103,7 @@ def resolve_bundled(
                     facts = AssetFacts(key, href, media, size, checksum)
                 indexer.add_asset(item_pk, cid, item_id, facts)
             indexer.flush()
-    db.documents.set_in_place(in_place)
+            db.documents.add_in_place(in_place)
     return bundled
 
 
@@ -145,6 +146,12 @@ class Placement:
     verified: int = 0  # already at their asset path: checked and recorded
     linked: int = 0  # hard-linked (or copied) to their asset path
     failures: list[BundleFailure] = field(default_factory=list)
+
+    @property
+    def missing(self) -> bool:
+        """Some of the archive's files are gone from the unpacked catalog (pruned, deleted):
+        installing the catalog again brings them back."""
+        return any(f.error.error_class == "missing-member" for f in self.failures)
 
 
 @dataclass(frozen=True)
@@ -219,7 +226,7 @@ class _Placer:
                 raise _failure(
                     asset,
                     f"the archive's file {asset.source} is not in the dataset folder",
-                    "not-found",
+                    "missing-member",
                 )
             in_place = self.share and asset.source == asset.path
             if self.share and not in_place:
@@ -250,7 +257,11 @@ class _Placer:
                 return self._record(asset, into, dest.name, md5, how)
             finally:
                 self.dests.release(into)
-        except OSError as exc:
+        except FileNotFoundError:  # gone while we looked: this asset's failure
+            raise _failure(
+                asset, f"the archive's file {asset.source} disappeared", "not-found"
+            ) from None
+        except OSError as exc:  # a disk that is full or read-only: the run's
             raise _local_error(exc, asset.path) from exc
         finally:
             self.sources.release(src_folder)

@@ -58,6 +58,13 @@ UNREADABLE = "unreadable_documents"
 """Meta key: the documents the index could not read, as JSON ``[[href, why], ...]``."""
 
 
+def forget_unpacked(db: StateDB) -> None:
+    """Make the next refresh extract and install the catalog again (files of the unpacked
+    catalog are gone: a bundled file pruned, a document deleted)."""
+    with db.transaction():
+        db.set_meta({DOCUMENTS_INDEXED: None})
+
+
 def catalog_files_since(db: StateDB) -> int | None:
     """The :data:`CATALOG_FILES_SINCE` of ``db``, or ``None``."""
     value = db.get_meta(CATALOG_FILES_SINCE)

@@ -33,7 +33,7 @@ from urllib.parse import unquote
 from mlhub_sync.catalog.bundled import bundled_prefix
 from mlhub_sync.catalog.install import is_bookkeeping
 from mlhub_sync.catalog.localize import AssetPlace, Place, Target, localize
-from mlhub_sync.catalog.refresh import CATALOG_INSTALLED, DOCUMENTS_INDEXED
+from mlhub_sync.catalog.refresh import CATALOG_INSTALLED, forget_unpacked
 from mlhub_sync.config.resolve import DatasetConfig
 from mlhub_sync.config.sources import StacSource
 from mlhub_sync.errors import FatalLocalError, SymlinkError
@@ -74,10 +74,9 @@ def write_synced_catalog(db: StateDB, config: DatasetConfig, *, selected: bool) 
     if root is not None:
         _Rewrite(db, config, selected).run(db.documents.path_of(root), result)
     with db.transaction():
-        if result.missing:  # an archive's catalog is installed again by the next run
-            db.set_meta({DOCUMENTS_INDEXED: None, SYNCED: None})
-        else:
-            db.set_meta({SYNCED: key})
+        db.set_meta({SYNCED: None if result.missing else key})
+    if result.missing:  # an archive's catalog is installed again by the next run
+        forget_unpacked(db)
     if result.missing:
         log.warning(
             "%s: %d catalog documents are missing from the dataset folder; the next run "
@@ -118,7 +117,8 @@ class _Rewrite:
         self.bundled = bundled_prefix(config.dataset_dir)
         relpath = os.path.relpath(config.asset_dir, config.dataset_dir)
         self.asset_prefix = "" if relpath == "." else Path(relpath).as_posix() + "/"
-        self.collection_assets = self._collection_assets()
+        self.tree = Tree(config.dataset_dir)
+        self.collection_assets: dict[str, dict[str, AssetPlace]] = {}
 
     def run(self, root: str, result: SyncedCatalog) -> None:
         documents = self.db.documents
@@ -126,7 +126,8 @@ class _Rewrite:
             documents.asset_states(selected=self.selected, items=True), key=lambda r: r[0]
         )
         pending: tuple[int, list[AssetStateRow]] | None = None
-        with Tree(self.config.dataset_dir) as tree:
+        with self.tree as tree:
+            self.collection_assets = self._collection_assets()
             for row in documents.placed(by_item=self.by_item):
                 doc_pk, path, url, kind, cid, item_pk, parent, collection, _, managed = row
                 assets: dict[str, AssetPlace] = {}
@@ -183,7 +184,17 @@ class _Rewrite:
         ):
             synced = self.asset_prefix + path
         bundled = unquote(href[len(self.bundled) :]) if href.startswith(self.bundled) else None
+        if bundled is not None and synced is None and not self._exists(bundled):
+            bundled = None  # pruned from the unpacked catalog: no relative href to nothing
         return AssetPlace(upstream=href, synced=synced, bundled=bundled)
+
+    def _exists(self, rel: str) -> bool:
+        folder, _, name = rel.rpartition("/")
+        try:
+            with self.tree.folder(f"{self.top}/{folder}" if folder else self.top) as held:
+                return held.lstat(name) is not None
+        except (OSError, SymlinkError):
+            return False
 
     def _rewrite(
         self, tree: Tree, place: Place, assets: dict[str, AssetPlace], result: SyncedCatalog

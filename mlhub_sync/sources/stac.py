@@ -146,14 +146,20 @@ def _fetch(
         data = _read(url, http)
         doc = json.loads(data)
     except (CatalogError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-        if is_root or strict or http.stop.is_set():
+        why = exc.message if isinstance(exc, CatalogError) else f"invalid JSON ({exc})"
+        if is_root or http.stop.is_set():
             if isinstance(exc, CatalogError):
                 raise
-            what = "the root catalog" if is_root else "a linked STAC document"
             raise CatalogError(
-                f"cannot read {what}: invalid JSON ({exc})", subject=redact_url(url)
+                f"cannot read the root catalog: {why}", subject=redact_url(url)
             ) from exc
-        why = exc.message if isinstance(exc, CatalogError) else f"invalid JSON ({exc})"
+        if strict:
+            raise CatalogError(
+                f"strict: a linked STAC document could not be read: {why}",
+                subject=redact_url(url),
+                hint="fix the catalog, or run without --strict (and strict: true in the spec) "
+                "to skip it, sync the rest and hold prune back; the previous index is kept",
+            ) from exc
         log.warning("skipping %s: %s", redact_url(url), why)
         unreadable.add(redact_url(url), why)
         return None

@@ -153,10 +153,14 @@ class DocumentTables:
             (after, limit),
         ).fetchall()
 
-    def set_in_place(self, paths: Sequence[str]) -> None:
-        """The paths (TEMP ``bundled_in_place``) where a bundled file is its own asset path."""
+    def reset_in_place(self) -> None:
+        """Start an empty TEMP ``bundled_in_place``: the paths where a bundled file is its
+        own asset path."""
         self._conn.execute("DROP TABLE IF EXISTS temp.bundled_in_place")
         self._conn.execute("CREATE TEMP TABLE bundled_in_place (path TEXT PRIMARY KEY)")
+
+    def add_in_place(self, paths: Sequence[str]) -> None:
+        """More paths for ``bundled_in_place``."""
         self._conn.executemany(
             "INSERT OR IGNORE INTO temp.bundled_in_place VALUES (?)", [(p,) for p in paths]
         )

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.mlhub_dataset import md5_multihash, write_archive
 from tests.support.server import Fault, TestServer
 from tests.support.stac_shapes import (
     Shape,
@@ -266,7 +267,7 @@ def test_a_new_archive_replaces_the_bundled_files_that_changed(
     assert (tmp_path / "out/ds/ref_col_3/labels.tif").read_bytes() == changed
 
 
-def test_a_link_planted_at_a_bundled_file_is_not_followed(
+def test_a_link_planted_at_a_bundled_file_is_not_followed_but_replaced(
     tmp_path: Path, cli: Any, server: TestServer
 ) -> None:
     shape = mlhub_collection_archive(tmp_path / "served", server.url)
@@ -278,8 +279,10 @@ def test_a_link_planted_at_a_bundled_file_is_not_followed(
     member.unlink()
     member.symlink_to(canary)
     result = cli("apply", spec)
-    assert result.code == 1
-    assert not (tmp_path / "out/ds/ref_col/ref_col_3/labels.tif").exists()
+    assert result.code == 0, result.stderr  # the catalog unpacked again, the link replaced
+    placed = tmp_path / "out/ds/ref_col/ref_col_3/labels.tif"
+    assert placed.read_bytes() == shape.items["ref_col_3"]["labels"]  # never the canary
+    assert not member.is_symlink() and os.stat(placed).st_ino == os.stat(member).st_ino
     assert canary.read_bytes() == b"secret" * 100
 
 
@@ -298,3 +301,59 @@ def test_assets_in_another_folder_are_named_by_relative_hrefs_that_reach_them(
         assert w.href.startswith("../") and "/assets/ds/" in w.href  # relative, out and down
         assert Path(w.absolute).resolve().is_relative_to(tmp_path / "assets/ds")
         assert Path(w.absolute).read_bytes() == shape.items[w.item][w.key]
+
+
+def in_place_archive(path: Path) -> dict[str, dict[str, bytes]]:
+    """An MLHub dataset archive whose bundled files lie at their own asset paths
+    (``c/{item}/{key}.tif``, as the layout puts them): what each item bundles."""
+    files: dict[str, dict[str, bytes]] = {}
+    members: list[tuple[str, bytes]] = []
+    extent = {"spatial": {"bbox": [[0, 0, 1, 1]]}, "temporal": {"interval": [[None, None]]}}
+    for n in range(2):
+        item_id = f"i{n}"
+        files[item_id] = {key: f"{key} of {item_id}".encode() * 30 for key in ("labels", "data")}
+        assets = {
+            key: {"href": f"./{key}.tif", "file:checksum": md5_multihash(data)}
+            for key, data in files[item_id].items()
+        }
+        doc = {
+            "type": "Feature", "stac_version": "1.0.0", "id": item_id, "collection": "c",
+            "geometry": None, "properties": {"datetime": "2020-01-01T00:00:00Z"},
+            "links": [{"rel": "parent", "href": "../collection.json"}], "assets": assets,
+        }  # fmt: skip
+        members.append((f"c/{item_id}/{item_id}.json", json.dumps(doc).encode()))
+        members.extend((f"c/{item_id}/{key}.tif", data) for key, data in files[item_id].items())
+    collection = {
+        "type": "Collection", "stac_version": "1.0.0", "id": "c", "description": "c",
+        "license": "x", "extent": extent,
+        "links": [{"rel": "item", "href": f"./{i}/{i}.json"} for i in files],
+    }  # fmt: skip
+    root = {"type": "Catalog", "stac_version": "1.0.0", "id": "ds", "description": "ds",
+            "links": [{"rel": "child", "href": "./c/collection.json"}]}  # fmt: skip
+    members += [("c/collection.json", json.dumps(collection).encode()),
+                ("catalog.json", json.dumps(root).encode())]  # fmt: skip
+    write_archive(path, members, top="ds")
+    return files
+
+
+def test_bundled_files_at_their_asset_paths_stay_one_file_and_come_back_after_a_prune(
+    tmp_path: Path, cli: Any
+) -> None:
+    files = in_place_archive(tmp_path / "ds.tar.gz")
+    source = {"type": "archive", "path": str(tmp_path / "ds.tar.gz")}
+    spec = write_spec(tmp_path, source)
+    assert cli("apply", spec).code == 0
+    labels = tmp_path / "out/ds/c/i0/labels.tif"
+    assert labels.read_bytes() == files["i0"]["labels"] and labels.stat().st_nlink == 1
+    assert records(tmp_path)["c/i0/labels.tif"][1] == "file:checksum"
+    spec = write_spec(tmp_path, source, collection_filter={"c": ["data"]}, prune=True)
+    assert cli("apply", spec).code == 0
+    assert not labels.exists()  # pruned, as asked
+    walked = by_item(walk(tmp_path))
+    assert is_local(walked["i0"]["data"])
+    assert "://" in walked["i0"]["labels"].href  # no relative href to a file that is gone
+    spec = write_spec(tmp_path, source)
+    result = cli("apply", spec)
+    assert result.code == 0, result.stderr
+    assert labels.read_bytes() == files["i0"]["labels"]  # unpacked again from the archive
+    assert all(is_local(w) for w in walk(tmp_path))

@@ -108,6 +108,8 @@ def test_strict_makes_an_unreadable_document_fatal_and_keeps_the_index(
     result = cli(command, spec, *argv)
     assert result.code == 1, how
     assert f"/blobs/nested/{GONE_CHILD}" in result.stderr and "HTTP 404" in result.stderr
+    assert "strict: a linked STAC document could not be read" in result.stderr
+    assert "run without --strict" in result.stderr  # the hint says how to get past it
     assert not (tmp_path / "out/ds/area-1-1").exists()  # nothing indexed, nothing synced
     (nested_root / GONE_CHILD).write_bytes(gone)
     assert cli(command, spec, *argv).code == 0
