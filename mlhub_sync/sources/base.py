@@ -15,6 +15,8 @@ Adding a source is one module in this package (a class with ``snapshot``), its s
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,9 @@ from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.filters import FilterSet
 from mlhub_sync.stac.document import Document
 from mlhub_sync.state.db import StateDB
+from mlhub_sync.tree import create_new
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,3 +119,17 @@ class Source(Protocol):
 
     def snapshot(self, ctx: SourceContext) -> Snapshot:
         """The catalog as it is now (conditionally fetched where the source allows)."""
+
+
+def stage_document(staging: Path, rel: str, data: bytes) -> bool:
+    """Write a document at its place ``rel`` under ``staging`` (a folder of the dataset
+    folder: from there on no link is followed, ``tree.py``); ``False`` when another document
+    already took that place (the first one wins, with a warning)."""
+    try:
+        fd = create_new(staging.parent, staging / rel)
+    except FileExistsError:
+        log.warning("two STAC documents map to %s; keeping the first", rel)
+        return False
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+    return True

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,10 +27,9 @@ from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.layout import collection_dir, safe_component
-from mlhub_sync.sources.base import CrawledCatalog, SourceContext, Unreadable
+from mlhub_sync.sources.base import CrawledCatalog, SourceContext, Unreadable, stage_document
 from mlhub_sync.stac.document import Document, document_kind
 from mlhub_sync.stac.href import LocalHrefs, check_local_href, normalize_href
-from mlhub_sync.tree import create_new
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +111,7 @@ def crawl(
                 continue
             data, parsed = doc
             rel, collection = _place(parsed, url == start, parent_collection)
-            if _stage(staging, rel, data):
+            if stage_document(staging, rel, data):
                 stage.update()
                 yield Document(rel, data, url)
             for link in parsed.get("links") or []:
@@ -203,18 +201,6 @@ def _place(
         name = safe_component(raw)
         return f"{collection_dir(collection)}/{name}/{name}.json", parent_collection
     return f"{collection_dir(raw)}/catalog.json", parent_collection
-
-
-def _stage(staging: Path, rel: str, data: bytes) -> bool:
-    # staging is a folder of the dataset folder: from there on, no link is followed (tree.py)
-    try:
-        fd = create_new(staging.parent, staging / rel)
-    except FileExistsError:
-        log.warning("two STAC documents map to %s; keeping the first", rel)
-        return False
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    return True
 
 
 class StaticCatalog:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,8 @@ from mlhub_sync.net.redact import redact_url
 from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.filters import FilterSet, geometry_from_geojson
 from mlhub_sync.selection.layout import collection_dir, safe_component
-from mlhub_sync.sources.base import CrawledCatalog, SourceContext
+from mlhub_sync.sources.base import CrawledCatalog, SourceContext, stage_document
 from mlhub_sync.stac.document import Document
-from mlhub_sync.tree import create_new
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +138,7 @@ def search(
     try:
         client = Client.open(spec.url, stac_io=io)
         landing = json.dumps(client.to_dict(transform_hrefs=False)).encode()
-        if _stage(staging, "catalog.json", landing):
+        if stage_document(staging, "catalog.json", landing):
             yield Document("catalog.json", landing, spec.url)
         method = "POST" if client.conforms_to(ConformanceClasses.ITEM_SEARCH) else "GET"
         item_search = client.search(method=method, **params)
@@ -176,7 +174,7 @@ def _collection(client: Client, io: _ViaHttp, staging: Path, collection: str) ->
         log.warning("collection %s: its document could not be read (%s)", collection, exc)
         return
     rel = f"{collection_dir(collection)}/collection.json"
-    if _stage(staging, rel, data):
+    if stage_document(staging, rel, data):
         yield Document(rel, data, url)
 
 
@@ -193,20 +191,7 @@ def _item(staging: Path, item: Mapping[str, Any], page_url: str) -> Document | N
     ]
     url = next((href for href in selves if isinstance(href, str)), page_url)
     data = json.dumps(item).encode("utf-8")
-    return Document(rel, data, url) if _stage(staging, rel, data) else None
-
-
-def _stage(staging: Path, rel: str, data: bytes) -> bool:
-    """Write a document at its place under ``staging`` (no link followed); ``False`` when
-    another document already took that place (the first one wins, as in a crawl)."""
-    try:
-        fd = create_new(staging.parent, staging / rel)
-    except FileExistsError:
-        log.warning("two STAC documents map to %s; keeping the first", rel)
-        return False
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    return True
+    return Document(rel, data, url) if stage_document(staging, rel, data) else None
 
 
 class StacApiCatalog:
