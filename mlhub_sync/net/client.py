@@ -183,24 +183,15 @@ class Http:
                 failure = retry
             failures += 1
             time_left = deadline - self.clock()
-            retryable, jitter = not self.stop.is_set(), self.rand()
-            wait = self.policy.next_attempt(
+            wait, late = self.policy.decide(
                 failures,
-                retryable=retryable,
+                retryable=not self.stop.is_set(),
                 retry_after=failure.retry_after,
-                jitter=jitter,
+                jitter=self.rand(),
                 name_resolution=failure.dns,
                 time_left=time_left,
             )
             if wait is None:
-                late = self.policy.out_of_time(
-                    failures,
-                    retryable=retryable,
-                    retry_after=failure.retry_after,
-                    jitter=jitter,
-                    name_resolution=failure.dns,
-                    time_left=time_left,
-                )
                 within = f" within timeout.request ({self.net.request_deadline:g} s)"
                 raise CatalogError(
                     f"{what} failed after {failures} attempt(s){within if late else ''}: "

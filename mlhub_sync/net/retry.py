@@ -100,12 +100,33 @@ class RetryPolicy:
                 if wait is None: give up (raise the failure)
                 sleep(wait)
         """
+        return self.decide(
+            failures_in_a_row,
+            retryable=retryable,
+            retry_after=retry_after,
+            jitter=jitter,
+            name_resolution=name_resolution,
+            time_left=time_left,
+        )[0]
+
+    def decide(
+        self,
+        failures_in_a_row: int,
+        *,
+        retryable: bool,
+        retry_after: float | None,
+        jitter: float,
+        name_resolution: bool = False,
+        time_left: float = math.inf,
+    ) -> tuple[float | None, bool]:
+        """:meth:`next_attempt`'s answer and whether it gave up only because ``time_left``
+        ran out (so a caller words a deadline apart from a spent budget), in one call."""
         if not retryable or not self.should_retry(failures_in_a_row):
-            return None
+            return None, False
         if name_resolution and failures_in_a_row > self.max_dns_retries:
-            return None
+            return None, False
         wait = self.delay(failures_in_a_row, retry_after, jitter)
-        return wait if wait < time_left else None
+        return (wait, False) if wait < time_left else (None, True)
 
     def out_of_time(
         self,
@@ -119,11 +140,11 @@ class RetryPolicy:
     ) -> bool:
         """Whether :meth:`next_attempt` gives up only because ``time_left`` ran out (how a
         caller tells a deadline from a spent budget, for its message)."""
-        unlimited = self.next_attempt(
+        return self.decide(
             failures_in_a_row,
             retryable=retryable,
             retry_after=retry_after,
             jitter=jitter,
             name_resolution=name_resolution,
-        )
-        return unlimited is not None and unlimited >= time_left
+            time_left=time_left,
+        )[1]

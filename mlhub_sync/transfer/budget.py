@@ -60,27 +60,17 @@ class Budget:
         """Seconds to wait before the next attempt, or raise ``failure`` (final, or out of
         patience; out of time, it says so)."""
         now = self.clock()
-        jitter = self.rand()
-        dns = failure.error_class == "dns"
-        time_left = self.deadline - now
-        wait = self.policy.next_attempt(
+        wait, late = self.policy.decide(
             self.failures,
             retryable=failure.retryable,
             retry_after=failure.retry_after,
-            jitter=jitter,
-            name_resolution=dns,
-            time_left=time_left,
+            jitter=self.rand(),
+            name_resolution=failure.error_class == "dns",
+            time_left=self.deadline - now,
         )
         if wait is not None:
             return wait
-        if self.policy.out_of_time(
-            self.failures,
-            retryable=failure.retryable,
-            retry_after=failure.retry_after,
-            jitter=jitter,
-            name_resolution=dns,
-            time_left=time_left,
-        ):
+        if late:
             raise TransferError(
                 f"{failure.message} (gave up after {self.attempts} attempts in "
                 f"{now - self.started:.0f} s without progress; timeout.asset is "
