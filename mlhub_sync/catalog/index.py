@@ -193,18 +193,7 @@ class Indexer:
     ) -> None:
         if asset.member is not None:  # found out once the whole archive is read
             self._candidates.append(
-                (
-                    item_pk,
-                    collection_id,
-                    item_id,
-                    asset.key,
-                    asset.href,
-                    asset.media_type,
-                    asset.size,
-                    asset.checksum,
-                    asset.member,
-                    asset.written,
-                )
+                (*_columns(item_pk, collection_id, item_id, asset), asset.member, asset.written)
             )
             return
         self.add_asset(item_pk, collection_id, item_id, asset)
@@ -216,19 +205,7 @@ class Indexer:
         path = asset_relpath(
             collection_id, item_id, asset.key, asset.href, asset.media_type, NO_COMMON
         )
-        self._assets.append(
-            (
-                item_pk,
-                collection_id,
-                item_id,
-                asset.key,
-                asset.href,
-                asset.media_type,
-                asset.size,
-                asset.checksum,
-                path,
-            )
-        )
+        self._assets.append((*_columns(item_pk, collection_id, item_id, asset), path))
         self.assets += 1
 
     def add_rejected(
@@ -273,3 +250,13 @@ def _encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _columns(
+    item_pk: int | None, collection_id: str, item_id: str | None, asset: AssetFacts
+) -> tuple[Any, ...]:
+    """An asset's columns shared by ``assets`` and ``bundle_candidates``, in their order."""
+    return (
+        item_pk, collection_id, item_id, asset.key, asset.href, asset.media_type, asset.size,
+        asset.checksum,
+    )  # fmt: skip
