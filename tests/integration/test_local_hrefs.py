@@ -12,25 +12,10 @@ from typing import Any
 
 import yaml
 
-from tests.support.mlhub_dataset import write_archive
+from tests.support.mlhub_dataset import one_asset_item, write_archive
 
 CANARY = b"CANARY: private key"
 CATALOG = b'{"type": "Catalog", "stac_version": "1.0.0", "id": "x", "links": []}'
-
-
-def item(item_id: str, href: str) -> bytes:
-    return json.dumps(
-        {
-            "type": "Feature",
-            "stac_version": "1.0.0",
-            "id": item_id,
-            "collection": "c",
-            "geometry": None,
-            "properties": {"datetime": None},
-            "links": [],
-            "assets": {"data": {"href": href}},
-        }
-    ).encode()
 
 
 def home(tmp_path: Path) -> Path:
@@ -80,7 +65,10 @@ def test_a_local_archive_cannot_copy_the_file_beside_it(tmp_path: Path, cli: Any
     folder = home(tmp_path)  # the case: ./cat.tar.gz, an href into the home folder
     write_archive(
         folder / "cat.tar.gz",
-        [("catalog.json", CATALOG), ("c/i/i.json", item("i", "../../../private/.ssh/id_rsa"))],
+        [
+            ("catalog.json", CATALOG),
+            ("c/i/i.json", one_asset_item("i", "../../../private/.ssh/id_rsa")),
+        ],
         top="x",
     )
     spec = spec_for(folder, {"type": "archive", "path": "./cat.tar.gz"})
@@ -117,7 +105,9 @@ def hostile_archive(folder: Path) -> dict[str, str]:
     names = {"home": folder.as_uri(), "home_path": folder.as_posix()}
     hrefs = {name: href.format(**names) for name, href, *_ in HOSTILE}
     members = [("catalog.json", CATALOG)]
-    members += [(f"c/{name}/{name}.json", item(name, href)) for name, href in hrefs.items()]
+    members += [
+        (f"c/{name}/{name}.json", one_asset_item(name, href)) for name, href in hrefs.items()
+    ]
     write_archive(folder / "cat.tar.gz", members, top="x")
     return hrefs
 
@@ -159,7 +149,7 @@ def test_a_narrower_allow_local_takes_effect_without_a_new_archive(
     folder = home(tmp_path)
     write_archive(
         folder / "cat.tar.gz",
-        [("catalog.json", CATALOG), ("c/i/i.json", item("i", "../../../data/ok.bin"))],
+        [("catalog.json", CATALOG), ("c/i/i.json", one_asset_item("i", "../../../data/ok.bin"))],
         top="x",
     )
     source = {"type": "archive", "path": "cat.tar.gz"}
@@ -183,9 +173,9 @@ def test_a_local_static_catalog_reaches_only_allowed_files(tmp_path: Path, cli: 
         "ok": "../../data/ok.bin",
     }
     for name, href in hrefs.items():
-        (cat / f"c/{name}.json").write_bytes(item(name, href))
+        (cat / f"c/{name}.json").write_bytes(one_asset_item(name, href))
     # items outside the catalog's folder, linked directly and through a link inside it
-    (folder / "evil.json").write_bytes(item("evil", (folder / "data/ok.bin").as_uri()))
+    (folder / "evil.json").write_bytes(one_asset_item("evil", (folder / "data/ok.bin").as_uri()))
     os.symlink("../../evil.json", cat / "c/evil-link.json")
     outside = [
         {"rel": "item", "href": "../evil.json"},
@@ -208,7 +198,7 @@ def test_a_local_static_catalog_reaches_only_allowed_files(tmp_path: Path, cli: 
     assert sorted(report_rows(folder)) == ["abs", "link", "ok", "up"]
     assert_no_canary(folder / "out")
     hrefs["ok"] = (folder / "data/ok.bin").as_uri()  # an absolute href into data/ is fine
-    (cat / "c/ok.json").write_bytes(item("ok", hrefs["ok"]))
+    (cat / "c/ok.json").write_bytes(one_asset_item("ok", hrefs["ok"]))
     result = cli("apply", spec_for(folder, source, allow_local=["data"]))
     assert result.code == 0 and result.stderr.count("ignoring link") == 2
     assert (folder / "out/x/c/ok/data.bin").read_bytes() == b"fine"

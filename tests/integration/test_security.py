@@ -9,22 +9,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import Hub, run_cli
-from tests.support.mlhub_dataset import write_archive
-
-
-def _item(item_id: str, href: str) -> bytes:
-    return json.dumps(
-        {
-            "type": "Feature",
-            "stac_version": "1.0.0",
-            "id": item_id,
-            "collection": "c",
-            "geometry": None,
-            "properties": {"datetime": None},
-            "links": [],
-            "assets": {"data": {"href": href}},
-        }
-    ).encode()
+from tests.support.mlhub_dataset import one_asset_item, write_archive
 
 
 def test_a_key_from_the_profiles_file_is_never_printed(tmp_path: Path) -> None:
@@ -81,7 +66,7 @@ def test_a_remote_document_linked_from_a_local_catalog_gets_no_file_hrefs(
             }
         )
     )
-    (remote / "item.json").write_bytes(_item("evil", secret.as_uri()))
+    (remote / "item.json").write_bytes(one_asset_item("evil", secret.as_uri()))
     local = tmp_path / "cat"
     local.mkdir()
     (local / "catalog.json").write_text(
@@ -122,9 +107,9 @@ def test_a_local_archive_cannot_reach_files_outside_its_folder(tmp_path: Path) -
                 "catalog.json",
                 b'{"type": "Catalog", "stac_version": "1.0.0", "id": "x", "links": []}',
             ),
-            ("c/a/a.json", _item("a", "../../../assets/ok.bin")),
-            ("c/b/b.json", _item("b", "../../../../outside.txt")),
-            ("c/d/d.json", _item("d", outside.as_uri())),
+            ("c/a/a.json", one_asset_item("a", "../../../assets/ok.bin")),
+            ("c/b/b.json", one_asset_item("b", "../../../../outside.txt")),
+            ("c/d/d.json", one_asset_item("d", outside.as_uri())),
         ],
         top="x",
     )

@@ -29,7 +29,7 @@ from mlhub_sync.plan.build import Step
 from mlhub_sync.plan.decide import Action, Desired, Reason
 from mlhub_sync.transfer.curl import CurlDriver
 from tests.conftest import Hub, Result
-from tests.support.mlhub_dataset import write_archive
+from tests.support.mlhub_dataset import one_asset_item, write_archive
 from tests.support.server import Fault, TestServer
 
 CANARY = b"canary: nothing may write, truncate or delete this\n"
@@ -114,19 +114,6 @@ def local_archive_spec(s: Scene, source: dict[str, Any]) -> None:
     )
 
 
-def _item(item_id: str, href: str) -> dict[str, Any]:
-    return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "id": item_id,
-        "collection": "c",
-        "geometry": None,
-        "properties": {"datetime": None},
-        "links": [],
-        "assets": {"data": {"href": href}},
-    }
-
-
 def shipped_archive(s: Scene) -> Path:
     """A local catalog archive whose one asset is a ``file:`` beside it: ``out/x/c/a/data.bin``."""
     folder = s.tmp / "shipped"
@@ -137,7 +124,7 @@ def shipped_archive(s: Scene) -> Path:
         folder / "x.tar.gz",
         [
             ("catalog.json", json.dumps(catalog).encode()),
-            ("c/a/a.json", json.dumps(_item("a", "../../../assets/ok.bin")).encode()),
+            ("c/a/a.json", one_asset_item("a", "../../../assets/ok.bin")),
         ],
         top="x",
     )
@@ -174,7 +161,7 @@ def static_catalog(s: Scene) -> Path:
         )
     )
     (root / "c" / "i" / "data.bin").write_bytes(b"static payload")
-    (root / "c" / "i" / "i.json").write_text(json.dumps(_item("i", "./data.bin")))
+    (root / "c" / "i" / "i.json").write_bytes(one_asset_item("i", "./data.bin"))
     local_archive_spec(s, {"type": "stac", "path": "cat/catalog.json"})
     return s.tmp / "out" / "x"
 

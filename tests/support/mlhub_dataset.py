@@ -479,3 +479,20 @@ def write_asset_catalog(path: Path, dataset_id: str, assets: dict[str, dict[str,
         }
         members.append((f"c/{item_id}/{item_id}.json", json.dumps(item).encode()))
     write_archive(path, members, top=dataset_id)
+
+
+def one_asset_item(item_id: str, href: str) -> bytes:
+    """An item of collection ``c`` with no geometry or datetime and one asset ``data`` at
+    ``href``, as JSON bytes: the smallest document that makes an asset of ``href``."""
+    return json.dumps(
+        {
+            "type": "Feature",
+            "stac_version": "1.0.0",
+            "id": item_id,
+            "collection": "c",
+            "geometry": None,
+            "properties": {"datetime": None},
+            "links": [],
+            "assets": {"data": {"href": href}},
+        }
+    ).encode()
