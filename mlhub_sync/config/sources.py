@@ -1,5 +1,10 @@
-"""The spec models of the catalog sources (``mlhub``, ``archive``, ``stac``, ``stac-api``), one
-per type, discriminated by ``type`` (a source without one is ``mlhub``)."""
+"""The spec models of the catalog sources (``mlhub``, ``archive``, ``stac``, ``stac-api``, and
+the object-store prefixes ``s3`` and ``azure``), one per type, discriminated by ``type`` (a
+source without one is ``mlhub``).
+
+Every source also takes the access settings of :class:`_Access`: ``headers`` (``${VAR}``
+interpolated, redacted like a key), ``rewrite`` (asset hrefs moved before planning) and
+``sign`` (``planetary-computer``)."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from pydantic import (
 )
 
 from mlhub_sync.config.base import StrictModel
+from mlhub_sync.selection.template import compile_templates
 
 DEFAULT_ROOT_URL = "https://api.radiant.earth/mlhub/v1/"
 
@@ -26,7 +32,35 @@ def _http_url(value: str) -> str:
     return value
 
 
-class MlhubSource(StrictModel):
+class Rewrite(StrictModel):
+    """One href rewrite: an asset href that starts with ``from`` starts with ``to`` instead."""
+
+    from_: str = Field(alias="from", description="the old prefix, e.g. https://old-host/mlhub/")
+    to: str = Field(
+        description="the new prefix, e.g. https://radiantearth.blob.core.windows.net/mlhub/"
+    )
+
+    _check = field_validator("from_", "to")(_http_url)
+
+
+class _Access(StrictModel):
+    """How requests to a source's hosts are made: extra headers, href rewrites, signing."""
+
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="headers sent to the source's hosts, e.g. {Authorization: 'Bearer ${TOKEN}'}"
+        " (${VAR} from the environment; values are never printed)",
+    )
+    rewrite: list[Rewrite] = Field(
+        default_factory=list,
+        description="asset href prefixes moved before planning (the first that matches wins)",
+    )
+    sign: Literal["none", "planetary-computer"] = Field(
+        "none", description="sign asset URLs: planetary-computer SAS tokens, renewed before expiry"
+    )
+
+
+class MlhubSource(_Access):
     """The Radiant MLHub API (or a mirror speaking it): ``GET {root_url}/catalog/{id}``."""
 
     type: Literal["mlhub"] = "mlhub"
@@ -43,7 +77,7 @@ class MlhubSource(StrictModel):
     _check_root = field_validator("root_url")(lambda v: v if v is None else _http_url(v))
 
 
-class _LocationSource(StrictModel):
+class _LocationSource(_Access):
     path: str | None = Field(None, description="local file, relative to the spec's folder")
     url: str | None = Field(None, description="http(s) URL")
 
@@ -83,7 +117,7 @@ class StacSource(_LocationSource):
     )
 
 
-class StacApiSource(StrictModel):
+class StacApiSource(_Access):
     """A STAC API's item search (``/search``, paged through its ``next`` links).
 
     The dataset's ``bbox`` (or the bounds of ``intersects``), ``datetime`` and the collections
@@ -112,6 +146,88 @@ class StacApiSource(StrictModel):
     _check_url = field_validator("url")(_http_url)
 
 
+class Sidecar(StrictModel):
+    """A table joined on the item id: geometry, datetime and properties for a flat tree's
+    pseudo-items (CSV with a WKT or GeoJSON ``geometry`` column, or a GeoJSON
+    FeatureCollection), so bbox, intersects and datetime filters work on it."""
+
+    key: str | None = Field(None, description="the table's key, relative to the prefix")
+    path: str | None = Field(None, description="a local table, relative to the spec's folder")
+    id_column: str = Field("id", description="the column (or feature property) with the item id")
+    datetime_column: str | None = Field(
+        "datetime", description="the column with the item datetime (ISO 8601), if any"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Sidecar:
+        if (self.key is None) == (self.path is None):
+            raise ValueError("give exactly one of `key` (in the store) or `path` (a local file)")
+        return self
+
+
+class _FlatTree(_Access):
+    """An object-store prefix of plain files, read as STAC through path templates."""
+
+    prefix: str = Field("", description="the key prefix to list, e.g. kenya-crop-challenge/")
+    template: str | list[str] | None = Field(
+        None,
+        description="key pattern(s) relative to the prefix, e.g. '{split}_features/{item}/"
+        "{asset}.tif' (default: a key's folder is its item, its stem the asset)",
+    )
+    collection: str | None = Field(
+        None, description="the collection of keys whose template has no {collection}"
+    )
+    sidecar: Sidecar | None = None
+    layout: Literal["stac", "mirror"] = Field(
+        "stac",
+        description="stac: {collection}/{item}/{asset}{ext}; mirror: the keys as listed "
+        "(what aws s3 sync / azcopy sync write, the tree torchgeo opens)",
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _templates_compile(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None:
+            compile_templates(value)
+        return value
+
+
+class S3Source(_FlatTree):
+    """Keys under an S3 prefix (AWS, Source Cooperative's ``https://data.source.coop``, any
+    S3-compatible endpoint). Credentials from the usual AWS chain when present, else
+    anonymous."""
+
+    type: Literal["s3"]
+    bucket: Annotated[str, Field(min_length=1)] = Field(
+        description="the bucket (Source Cooperative: the account, e.g. radiantearth)"
+    )
+    endpoint: str | None = Field(
+        None,
+        description="endpoint URL (default AWS's; https://data.source.coop for Source Cooperative)",
+    )
+    region: str = Field("us-west-2", description="the bucket's region")
+    requester_pays: bool = Field(False, description="send x-amz-request-payer: requester")
+
+    _check_endpoint = field_validator("endpoint")(lambda v: v if v is None else _http_url(v))
+
+
+class AzureSource(_FlatTree):
+    """Blobs under an Azure container prefix: anonymous when the container allows it, else
+    with a SAS token."""
+
+    type: Literal["azure"]
+    account: Annotated[str, Field(min_length=1)]
+    container: Annotated[str, Field(min_length=1)]
+    endpoint: str | None = Field(
+        None, description="endpoint URL (default https://{account}.blob.core.windows.net)"
+    )
+    sas_token: SecretStr | None = Field(
+        None, description="a SAS token (else $AZURE_STORAGE_SAS_TOKEN; never printed)"
+    )
+
+    _check_endpoint = field_validator("endpoint")(lambda v: v if v is None else _http_url(v))
+
+
 def _default_source_type(value: Any) -> Any:
     if isinstance(value, Mapping) and "type" not in value:
         return {**value, "type": "mlhub"}
@@ -119,7 +235,7 @@ def _default_source_type(value: Any) -> Any:
 
 
 Source = Annotated[
-    MlhubSource | ArchiveSource | StacSource | StacApiSource,
+    MlhubSource | ArchiveSource | StacSource | StacApiSource | S3Source | AzureSource,
     Field(discriminator="type"),
     BeforeValidator(_default_source_type),
 ]

@@ -1,5 +1,6 @@
 """Which assets are desired, and where they go: the filters (``filters``, pure), the on-disk
-layout (``layout``, pure) and the selection of one dataset's desired assets (``desired``).
+layout (``layout``, pure), path templates that read a flat tree's keys as collection, item
+and asset (``template``, pure) and the selection of one dataset's desired assets (``desired``).
 
 May import: ``errors``, ``stac``, ``state``.
 """

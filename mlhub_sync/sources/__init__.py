@@ -1,5 +1,7 @@
 """Where a catalog comes from: the MLHub API (``mlhub``), a catalog archive (``archive``),
-a static STAC catalog (``stac``); what they hand on is in ``base``.
+a static STAC catalog (``stac``), a STAC API search (``stac_api``), object-store prefixes
+read through path templates (``s3``, ``azure``: each a lister of ``listing.ListedObject``
+values); what they hand on is in ``base``.
 
 May import: ``errors``, ``tree``, ``net``, ``progress``, ``state``, ``stac``, ``selection``,
 ``config``, ``transfer``.

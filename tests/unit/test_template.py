@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from mlhub_sync.sources.template import KeyMatch, compile_templates, match_key
+from mlhub_sync.selection.template import KeyMatch, compile_templates, match_key
 
 CLOUD = [  # ref_cloud_cover_detection_challenge_v1/final/public/ (torchgeo's layout)
     "{split}_features/{item}/{asset}.tif",
