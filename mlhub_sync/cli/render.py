@@ -95,6 +95,14 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
             f"  catalog: {count(p.catalog.items, 'item')}, {count(p.catalog.assets, 'asset')} "
             f"(index {state})"
         )
+        changes = p.catalog.changes
+        if changes is not None and changes.any:
+            out.append(
+                f"  items since the last index: {changes.added} added, "
+                f"{changes.changed} changed, {changes.removed} removed"
+            )
+            for kind, found in changes.samples.items():
+                out.extend(f"    {kind}: {_shown(c)}/{_shown(i)}" for c, i in found[:5])
         if p.catalog.rejected:
             out.append(
                 f"  left out of the index: {count(p.catalog.rejected, 'asset')} with unusable hrefs"
@@ -192,6 +200,17 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
             "unreadable_documents": [
                 {"href": href, "why": why} for href, why in p.catalog.unreadable
             ],
+            "item_changes": None
+            if p.catalog.changes is None
+            else {
+                "added": p.catalog.changes.added,
+                "changed": p.catalog.changes.changed,
+                "removed": p.catalog.changes.removed,
+                "samples": {
+                    kind: [{"collection": c, "item": i} for c, i in found]
+                    for kind, found in p.catalog.changes.samples.items()
+                },
+            },
         },
         "filters": cfg.filters.describe(),
         "selection": {

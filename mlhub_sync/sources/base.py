@@ -81,13 +81,16 @@ class CrawledCatalog:
     refused, not JSON) go to ``unreadable``: they are reported, and they stop prune.
     ``file:`` hrefs are allowed only when ``allow_file_hrefs``, only into the spec's
     ``allow_local`` folders, and relative ones only inside ``local_root``
-    (:class:`~mlhub_sync.stac.href.LocalHrefs`).
+    (:class:`~mlhub_sync.stac.href.LocalHrefs`). ``asset_paths``: the source wrote each
+    asset's path in the ``mirror`` layout as ``mlhub:path`` (an object-store listing's key);
+    the indexer honours it only then.
     """
 
     documents: Callable[[Path], Iterator[Document]]
     allow_file_hrefs: bool
     local_root: Path | None = None
     unreadable: Unreadable = field(default_factory=Unreadable)
+    asset_paths: bool = False  # the assets carry their own layout path (``mlhub:path``)
 
 
 Snapshot = FetchedArchive | CrawledCatalog

@@ -11,12 +11,14 @@ Each item is staged at its place in the layout as it arrives, and its collection
 documents once each, so memory stays flat however many items match. The landing page is
 staged as the root ``catalog.json``. Asset hrefs resolve against the item's own ``self``
 link, else the page it came on. An API has no validator for "the results did not change",
-so the search runs on every plan (like a static catalog's crawl).
+so the search runs on every plan (like a static catalog's crawl); the plan then says which
+items were added, changed (their content, links aside, differs) and removed since the last.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -191,7 +193,11 @@ def _item(staging: Path, item: Mapping[str, Any], page_url: str) -> Document | N
     ]
     url = next((href for href in selves if isinstance(href, str)), page_url)
     data = json.dumps(item).encode("utf-8")
-    return Document(rel, data, url) if stage_document(staging, rel, data) else None
+    content = {k: v for k, v in item.items() if k != "links"}  # links change per response
+    digest = hashlib.blake2b(json.dumps(content, sort_keys=True).encode(), digest_size=16)
+    if not stage_document(staging, rel, data):
+        return None
+    return Document(rel, data, url, digest.hexdigest())
 
 
 class StacApiCatalog:

@@ -104,6 +104,9 @@ def test_a_changed_result_set_is_planned_as_such(tmp_path: Path, cli: Any) -> No
             plan = cli("plan", spec, "--json").json()["datasets"][0]
     assert plan["actions"]["download"]["files"] == 1
     assert plan["actions"]["keep"]["files"] == 4
+    changes = plan["catalog"]["item_changes"]  # the other items came back byte for byte
+    assert (changes["added"], changes["changed"], changes["removed"]) == (1, 0, 0)
+    assert changes["samples"]["added"] == [{"collection": "s2", "item": "s2_004"}]
 
 
 def test_the_search_takes_the_datasets_filters_and_the_sources_own() -> None:
