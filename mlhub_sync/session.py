@@ -25,6 +25,7 @@ from mlhub_sync.catalog.refresh import (
     refresh_catalog,
 )
 from mlhub_sync.catalog.synced import write_synced_catalog
+from mlhub_sync.config.access import transfer_signer
 from mlhub_sync.config.resolve import DatasetConfig
 from mlhub_sync.errors import (
     FilterMatchesNothingError,
@@ -238,6 +239,7 @@ class DatasetRun:
             policy=cfg.retry,
             net=cfg.net,
             catalog_since_ns=catalog_files_since(self.db),
+            signer=transfer_signer(cfg.source, self.http, self.environ),
         )
         executor = Executor(settings, self.db, report, stop=stop, reporter=self.reporter)
         plan = planned.plan
