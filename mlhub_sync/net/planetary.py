@@ -73,8 +73,8 @@ class Token:
 class PlanetaryComputer:
     """The :class:`~mlhub_sync.net.signing.Signer` for ``sign: planetary-computer``.
 
-    ``clock`` is wall time (expiries are dates); ``suffix`` the blob host suffix (another
-    Azure cloud's, or a test's)."""
+    ``clock`` is wall time (expiries are dates); ``suffix`` the blob host suffix (default
+    :data:`BLOB_SUFFIX`; another Azure cloud's)."""
 
     def __init__(
         self,
@@ -83,7 +83,7 @@ class PlanetaryComputer:
         *,
         clock: Callable[[], float] = time.time,
         renew_before: float = RENEW_BEFORE,
-        suffix: str = BLOB_SUFFIX,
+        suffix: str | None = None,
     ):
         self.http = http
         self.sas_url = (environ.get("PC_SDK_SAS_URL") or DEFAULT_SAS_URL).rstrip("/")
@@ -92,7 +92,7 @@ class PlanetaryComputer:
             http.secrets = (*http.secrets, self.key)
         self.clock = clock
         self.renew_before = renew_before
-        self.suffix = suffix
+        self.suffix = suffix or BLOB_SUFFIX  # read now: a test points it at a loopback name
         self.requests = 0  # token requests made (for the log and tests)
         self._tokens: dict[tuple[str, str], Token] = {}
         self._failed: dict[tuple[str, str], tuple[float, TransferError]] = {}
