@@ -121,16 +121,16 @@ def with_query(url: str, token: str) -> str:
 
 @dataclass(frozen=True)
 class SasSigner:
-    """A fixed SAS token appended to every URL of ``hosts`` (host names, lower case; empty:
+    """A fixed SAS token (``sv=...&sig=...``) appended to every URL under one of
+    ``prefixes`` (a container's: ``https://acct.blob.core.windows.net/container/``; empty:
     every URL). Nothing to renew: a refusal renews to the same token (and then fails)."""
 
     token: str
-    hosts: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
 
     def cached(self, url: str) -> Signed:
-        """``url`` with the token appended (URLs of other hosts as they are)."""
-        host = (urlsplit(url).hostname or "").lower()
-        if self.hosts and host not in self.hosts:
+        """``url`` with the token appended (other URLs as they are)."""
+        if self.prefixes and not url.startswith(self.prefixes):
             return Signed(url)
         return Signed(with_query(url, self.token))
 

@@ -193,7 +193,7 @@ class CurlDriver:
         """The run stops: every task ends as :class:`Cancelled` (its ``.part`` stays).
 
         A file being synced has been verified: it finishes (renamed into place) first."""
-        while self._waiting or self._sleeping or self.fsync.pending:
+        while self._waiting or self._sleeping or self.fsync.pending or self.signing.pending:
             for task, error in self.fsync.collect(block=True):
                 self._advance(task, error)
             for conn in list(self._waiting.values()):

@@ -271,3 +271,27 @@ def test_the_api_client_sends_source_headers_per_hop(server: TestServer, other: 
     assert headers_seen(server, "x-api-key") == ["hdr-secret", "hdr-secret"]
     assert headers_seen(other, "x-api-key") == [None, None]
     assert "hdr-secret" in http.secrets  # scrubbed from its error messages
+
+
+def test_a_stopping_run_does_not_wait_for_a_token(
+    server: TestServer, clock: Clock, tokens: TokenHost, tmp_path: Path
+) -> None:
+    stop = threading.Event()
+    driver = CurlDriver(3, stop=stop)
+    transfers = Transfers(
+        policy=FAST, rand=random.Random(0).random, signer=signer_for(server, clock)
+    )
+    ended: list[BaseException | None] = []
+    tokens.release.clear()  # the token endpoint does not answer until the test says
+    try:
+        for i in range(3):
+            request = TransferRequest(url=blob(server, f"h{i}", b"1"), dest=tmp_path / f"f{i}")
+            driver.submit(transfers.fetch(request, FetchState()), lambda _v, e: ended.append(e))
+        stop.set()
+        driver.poll(0.05)
+        assert [type(e).__name__ for e in ended] == ["Cancelled"] * 3
+        assert driver.active == 0 and driver.signing.pending == 0
+    finally:
+        tokens.release.set()
+        driver.close()
+    assert asset_sigs(server) == []  # nothing went out

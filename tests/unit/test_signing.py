@@ -46,10 +46,11 @@ def test_source_headers_go_to_the_source_origins_only() -> None:
 
 
 def test_a_sas_signer_appends_its_token_to_its_hosts_urls() -> None:
-    sas = SasSigner("?sv=1&sig=abc", frozenset({"acct.blob.core.windows.net"}))
+    sas = SasSigner("?sv=1&sig=abc", ("https://acct.blob.core.windows.net/cont/",))
     assert sas.cached(BLOB).url == BLOB + "?sv=1&sig=abc"
     assert sas.cached(BLOB + "?x=1").url == BLOB + "?x=1&sv=1&sig=abc"
-    assert sas.cached("https://elsewhere.example/f").url == "https://elsewhere.example/f"
+    other = "https://acct.blob.core.windows.net/another/f"
+    assert sas.cached(other).url == other  # the token is the container's
 
 
 def test_a_chain_signs_in_turn_and_merges_headers() -> None:
