@@ -57,4 +57,4 @@ def access_secrets(source: Any, environ: Mapping[str, str]) -> list[str]:
         found += [text, text.split()[-1]] if text.strip() else []  # `Bearer <token>`: both
     if source.sign == "planetary-computer":
         found.append(environ.get("PC_SDK_SUBSCRIPTION_KEY", ""))
-    return [value for value in found if value]
+    return list(dict.fromkeys(value for value in found if value))
