@@ -143,7 +143,7 @@ class PlanetaryComputer:
             return Signed(url)
         with self._lock(key):
             token = self._tokens.get(key)
-            if token is None or refused.url == with_query(url, token.query):
+            if token is None or token.query in refused.url:  # the refused one: renew
                 token = self._fetch(key, url)
         return Signed(with_query(url, token.query))
 
