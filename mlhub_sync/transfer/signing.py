@@ -13,8 +13,8 @@ the transfer. Why not a signer thread filling a cache: a transfer would have to 
 
 from __future__ import annotations
 
-import concurrent.futures
 import queue
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,12 +78,17 @@ def _signed(answer: object) -> Signed:
 
 class Signing:
     """A driver's helper threads for :class:`Sign` operations: :meth:`submit`, then
-    :meth:`collect` the answers (for the tasks not cancelled meanwhile)."""
+    :meth:`collect` the answers (for the tasks not cancelled meanwhile).
+
+    Daemon threads, not a ``ThreadPoolExecutor`` (whose threads the interpreter joins at
+    exit): a token request waiting out a long ``Retry-After`` must not hold up the exit of a
+    run that was stopped."""
 
     def __init__(self) -> None:
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._jobs: queue.SimpleQueue[tuple[Any, Sign] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[Any, Any]] = queue.SimpleQueue()
         self._waiting: set[Any] = set()
+        self._threads = 0
 
     @property
     def pending(self) -> int:
@@ -96,18 +101,19 @@ class Signing:
 
     def submit(self, owner: Any, op: Sign) -> None:
         """Carry ``op`` out in a helper thread; :meth:`collect` hands ``owner`` the answer."""
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                SIGN_THREADS, thread_name_prefix="mlhub-sync-sign"
-            )
         self._waiting.add(owner)
-        self._pool.submit(self._run, owner, op)
+        self._jobs.put((owner, op))
+        if self._threads < min(SIGN_THREADS, len(self._waiting)):
+            self._threads += 1
+            threading.Thread(target=self._work, name="mlhub-sync-sign", daemon=True).start()
 
-    def _run(self, owner: Any, op: Sign) -> None:
-        try:
-            self._done.put((owner, op()))
-        except BaseException as exc:  # a bug in a signer: the task raises it (a fatal error)
-            self._done.put((owner, exc))
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            owner, op = job
+            try:
+                self._done.put((owner, op()))
+            except BaseException as exc:  # a bug in a signer: the task raises it (fatal)
+                self._done.put((owner, exc))
 
     def forget(self, owner: Any) -> None:
         """``owner`` no longer waits (cancelled): its answer will be dropped."""
@@ -125,6 +131,7 @@ class Signing:
                 yield owner, value
 
     def close(self) -> None:
-        """End the helpers without waiting for a request in flight (its answer is dropped)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        """End the helpers once they are idle (a request in flight is not waited for)."""
+        for _ in range(self._threads):
+            self._jobs.put(None)
+        self._threads = 0
