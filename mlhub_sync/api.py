@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from mlhub_sync.config.access import source_headers
 from mlhub_sync.config.credentials import resolve_api_key, resolve_root_url
 from mlhub_sync.config.loader import LoadedYaml
 from mlhub_sync.config.resolve import DatasetConfig, resolve_spec
@@ -171,6 +172,7 @@ class Dataset:
             net=config.net,
             policy=config.retry,
             secrets=(key,) if key else (),
+            access=source_headers(config.source, os.environ),
         )
         reporter: Reporter = TqdmReporter() if progress and sys.stderr.isatty() else LogReporter()
         with http.session, DatasetRun(config, http, os.environ, reporter) as run:

@@ -25,6 +25,7 @@ from mlhub_sync.catalog.refresh import (
     refresh_catalog,
 )
 from mlhub_sync.catalog.synced import write_synced_catalog
+from mlhub_sync.config.access import transfer_signer
 from mlhub_sync.config.resolve import DatasetConfig
 from mlhub_sync.errors import (
     FilterMatchesNothingError,
@@ -230,6 +231,7 @@ class DatasetRun:
             self._write_catalog()
             return outcome
         cfg = self.config
+        signer = transfer_signer(cfg.source, self.http, self.environ)  # adds its secrets
         report = ErrorReport(cfg.dataset_dir, cfg.id, secrets=self.http.secrets)
         settings = ExecutorSettings(
             asset_dir=cfg.asset_dir,
@@ -238,6 +240,7 @@ class DatasetRun:
             policy=cfg.retry,
             net=cfg.net,
             catalog_since_ns=catalog_files_since(self.db),
+            signer=signer,
         )
         executor = Executor(settings, self.db, report, stop=stop, reporter=self.reporter)
         plan = planned.plan

@@ -22,6 +22,7 @@ from pathlib import Path
 from mlhub_sync.errors import FatalLocalError, MlhubSyncError, SymlinkError, TransferError
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.net.settings import DEFAULT_NET, NetSettings
+from mlhub_sync.net.signing import Signer
 from mlhub_sync.plan.adopt import Adopt, AskHost, Evidence, HashFile, Replace, adopt
 from mlhub_sync.plan.build import Step
 from mlhub_sync.plan.decide import Action, Reason
@@ -161,6 +162,7 @@ class JobSteps:
         rand: Callable[[], float] = random.random,
         catalog_since_ns: int | None = None,
         net: NetSettings = DEFAULT_NET,
+        signer: Signer | None = None,
     ):
         self.asset_dir, self.checksum_mode = asset_dir, checksum_mode
         # An untracked file that appeared (ctime) since the catalog was first unpacked into
@@ -170,7 +172,12 @@ class JobSteps:
         self.copied = 0  # bytes of file: hrefs copied (no driver saw them): see Received
         self.tree = Tree(asset_dir, create=True)
         self.transfers = Transfers(
-            policy=policy, rand=rand, on_started=self.on_started, tree=self.tree, net=net
+            policy=policy,
+            rand=rand,
+            on_started=self.on_started,
+            tree=self.tree,
+            net=net,
+            signer=signer,
         )
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ from typing import Protocol
 from mlhub_sync.apply.jobs import WORKER_DONE, Event, Job, JobSteps, Received, task_ended
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.net.settings import DEFAULT_NET, NetSettings
+from mlhub_sync.net.signing import Signer
 from mlhub_sync.transfer.curl import CurlDriver
 
 MAX_DRIVERS = 2  # libcurl driver threads (see CurlThreads.drivers)
@@ -43,6 +44,7 @@ class ExecutorSettings:
     policy: RetryPolicy
     net: NetSettings = DEFAULT_NET  # timeouts, deadlines, byte caps, redirects
     catalog_since_ns: int | None = None  # see JobSteps: files that may be the catalog's
+    signer: Signer | None = None  # signs asset requests (net/signing.py); shared by drivers
 
 
 class Runner(Protocol):
@@ -124,7 +126,7 @@ class CurlThreads:
         s = self.settings
         jobs = JobSteps(
             s.asset_dir, s.checksum_mode, s.policy, emit, stop.is_set, random.Random().random,
-            net=s.net, catalog_since_ns=s.catalog_since_ns,
+            net=s.net, catalog_since_ns=s.catalog_since_ns, signer=s.signer,
         )  # fmt: skip
         runner = CurlDriver(slots, stop=stop, net=s.net)
 

@@ -36,6 +36,7 @@ from mlhub_sync.cli.render import (
     verify_text,
 )
 from mlhub_sync.cli.terminal import choose_reporter, configure_logging, silence_stdout
+from mlhub_sync.config.access import access_secrets, source_headers
 from mlhub_sync.config.credentials import resolve_api_key
 from mlhub_sync.config.models import json_schema
 from mlhub_sync.config.resolve import DatasetConfig, LoadedSpec, load_spec, missing_inputs
@@ -76,6 +77,8 @@ def _selected(loaded: LoadedSpec, ids: Sequence[str]) -> list[DatasetConfig]:
 def _secrets_of(loaded: LoadedSpec, environ: Mapping[str, str], secrets: SecretFilter) -> None:
     secrets.add(environ.get("MLHUB_API_KEY"))
     for ds in loaded.datasets:
+        for secret in access_secrets(ds.source, environ):  # headers:, a signing key
+            secrets.add(secret)
         if isinstance(ds.source, MlhubSource):
             # the key may come from a profile file: it must be scrubbed too (an unusable
             # profile is reported when the dataset runs)
@@ -112,6 +115,7 @@ class _Context:
             net=config.net,
             policy=config.retry,
             secrets=self.secrets.values,
+            access=source_headers(config.source, self.environ),
         )
 
 

@@ -33,6 +33,14 @@ def _http_url(value: str) -> str:
     return value
 
 
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+# What the transfer rules send themselves: a spec's value would break resume or verification.
+_OWN_HEADERS = frozenset({"host", "range", "if-range", "accept-encoding", "if-none-match",
+                          "if-modified-since", "content-length", "transfer-encoding"})  # fmt: skip
+
+
 class Rewrite(StrictModel):
     """One href rewrite: an asset href that starts with ``from`` starts with ``to`` instead."""
 
@@ -59,6 +67,18 @@ class _Access(StrictModel):
     sign: Literal["none", "planetary-computer"] = Field(
         "none", description="sign asset URLs: planetary-computer SAS tokens, renewed before expiry"
     )
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_are_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name, secret in value.items():
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a header name")
+            if name.lower() in _OWN_HEADERS:
+                raise ValueError(f"{name}: mlhub-sync sets this header itself")
+            if any(c in secret.get_secret_value() for c in "\r\n\0"):  # never echoed
+                raise ValueError(f"{name}: a header value cannot hold a line break")
+        return value
 
 
 class MlhubSource(_Access):

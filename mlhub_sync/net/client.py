@@ -37,6 +37,7 @@ from mlhub_sync.net.failures import excerpt
 from mlhub_sync.net.redact import redact_url, scrub
 from mlhub_sync.net.retry import RetryPolicy, is_retryable_status, parse_retry_after
 from mlhub_sync.net.settings import DEFAULT_NET, NetSettings, human_size
+from mlhub_sync.net.signing import SourceHeaders
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,9 @@ class _Retry(Exception):  # noqa: N818 - an attempt's outcome, handled inside Ht
 @dataclass
 class Http:
     """What a run needs for API and catalog requests: a session, the dataset's network limits
-    (timeouts, deadlines, caps, redirects), retries, secrets.
+    (timeouts, deadlines, caps, redirects), retries, secrets, and the source's ``headers:``
+    (``access``: sent to the source's own origins, each redirect hop judged afresh, so never
+    to another host; their values are secrets too).
 
     ``sleep`` waits on an event so a shutdown can interrupt a backoff.
     """
@@ -123,6 +126,11 @@ class Http:
     stop: threading.Event = field(default_factory=threading.Event)
     rand: Callable[[], float] = random.random
     clock: Callable[[], float] = time.monotonic
+    access: SourceHeaders = field(default_factory=SourceHeaders)
+
+    def __post_init__(self) -> None:
+        extra = [v for v in self.access.headers.values() if v and v not in self.secrets]
+        self.secrets = (*self.secrets, *extra)
 
     @property
     def connect_timeout(self) -> float:
@@ -231,7 +239,7 @@ class Http:
                     current,
                     params=query,
                     json=body,
-                    headers=dict(headers or {}),
+                    headers={**self.access.for_url(current), **(headers or {})},
                     stream=True,
                     timeout=(self.net.connect, min(self.net.read, remaining)),
                     allow_redirects=False,

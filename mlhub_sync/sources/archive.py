@@ -27,6 +27,7 @@ from mlhub_sync.errors import (
 )
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
+from mlhub_sync.net.signing import chain
 from mlhub_sync.progress import NULL_REPORTER, Reporter, Stage
 from mlhub_sync.sources.base import FetchedArchive, SourceContext
 from mlhub_sync.stac.checksum import hash_file
@@ -102,9 +103,10 @@ def fetch_remote(
             db.set_meta({"archive_part_source": source, "archive_part_validator": validator})
 
     tree = Tree(kept.parent)  # the .part is written, resumed and renamed in it, by name
-    transfers = Transfers(
-        policy=http.policy, rand=http.rand, on_started=started, tree=tree, net=http.net
-    )
+    transfers = Transfers(  # the source's headers: for the archive's host only
+        policy=http.policy, rand=http.rand, on_started=started, tree=tree, net=http.net,
+        signer=chain(http.access),
+    )  # fmt: skip
     driver = CurlDriver(1, stop=http.stop, net=http.net)
     state = FetchState()
     try:

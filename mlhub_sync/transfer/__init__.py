@@ -10,6 +10,8 @@ many at once.
 - ``curl``: the production driver, libcurl's multi interface; ``easy``: its easy handles
   (options, callbacks, the redirect guard, what failures mean); ``fsync``: where fsync runs;
 - ``scripted``: a synchronous driver playing recorded responses (for tests);
+- ``signing``: how a transfer signs each request (``net/signing.py``'s ``Signer``) and the
+  driver's helper threads for a signer's I/O;
 - ``local``: ``file:`` copies, hard links, output folders.
 
 May import: ``errors``, ``tree``, ``net``, ``stac``.

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from mlhub_sync.errors import TransferError
+from mlhub_sync.net.client import USER_AGENT
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.net.retry import is_retryable_status, parse_retry_after
 from mlhub_sync.net.settings import human_size
 from mlhub_sync.stac.checksum import Multihash, parse_multihash, s3_etag_md5, server_md5
-from mlhub_sync.transfer.ops import BodyEnd, TransferRequest
+from mlhub_sync.transfer.ops import BodyEnd, Response, TransferRequest
 from mlhub_sync.transfer.sink import Hashes, Sink
 
 log = logging.getLogger("mlhub_sync.transfer")
@@ -344,13 +345,38 @@ def claim_of(req: TransferRequest) -> Multihash | None:
         return None
 
 
-def host_headers(url: str) -> dict[str, str]:
-    """Request headers a host needs: old Azure storage versions answer open-ended Range
-    requests with 200 unless a newer ``x-ms-version`` is asked for (MLHUB_API.md)."""
-    if _AZURE_HOST not in url.lower():
-        return {}  # the common case, without parsing the URL
-    host = urlsplit(url).hostname or ""
-    return {"x-ms-version": "2021-06-08"} if host.endswith(_AZURE_HOST) else {}
+def verify_body(
+    req: TransferRequest,
+    claim: Multihash | None,
+    sink: Sink,
+    reply: Response,
+    decoded: bool,
+    limit: Limit | None,
+    trust_etag: bool,
+) -> Verified | Mismatch | TransferError:
+    """What the bytes in ``sink`` are verified by; a body past its limit is a final answer."""
+    if sink.overflowed and limit is not None:
+        return overflow_error(req.url, limit)
+    return verify(
+        req,
+        claim,
+        sink.hashes,
+        sink.size,
+        reply.headers,
+        full_body=reply.status == 200,
+        decoded=decoded,
+        trust_etag=trust_etag,
+    )
+
+
+def request_headers(url: str) -> dict[str, str]:
+    """What every request for ``url`` carries (rule 1): our User-Agent (some hosts refuse a
+    request without one), ``Accept-Encoding: identity``, and on Azure blob hosts a newer
+    ``x-ms-version`` (old versions answer open-ended Range requests with 200: MLHUB_API.md)."""
+    headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+    if _AZURE_HOST in url.lower() and (urlsplit(url).hostname or "").endswith(_AZURE_HOST):
+        headers["x-ms-version"] = "2021-06-08"  # the common case above, without parsing
+    return headers
 
 
 def status_error(status: int, headers: Mapping[str, str], url: str) -> TransferError:

@@ -15,6 +15,9 @@ completes without pausing, and is handed over the same way. The one judgement ma
 callback is the redirect guard (``easy.py``): a redirect hop must be judged before its request
 goes out, and only libcurl knows when that is.
 
+A signature that needs I/O (:class:`Sign`: a token request) is fetched on a helper thread
+(``signing.py``); the task waits for it while the others go on.
+
 fsync (:class:`Sync`) runs in the driver thread while it is cheap (tmpfs, a fast SSD:
 microseconds); once measured slow, it moves to helper threads so one slow disk does not stall
 every transfer of the driver (:class:`_Fsync`).
@@ -43,10 +46,12 @@ from mlhub_sync.transfer.ops import (
     Get,
     Head,
     Receive,
+    Sign,
     Sleep,
     Steps,
     Sync,
 )
+from mlhub_sync.transfer.signing import SIGN_POLL_SECONDS, Signing
 
 T = TypeVar("T")
 
@@ -94,6 +99,7 @@ class CurlDriver:
         self._sleeping: list[tuple[float, int, _Task]] = []
         self._order = itertools.count()
         self.fsync = Fsync(inline_sync_below)
+        self.signing = Signing()
         self.active = 0
         self._body_bytes = 0  # bytes of bodies no longer streaming (see received)
 
@@ -145,6 +151,8 @@ class CurlDriver:
             wait = max(0.0, min(wait, self._sleeping[0][0] - time.monotonic()))
         if self.fsync.pending:
             wait = min(wait, SYNC_POLL_SECONDS)
+        if self.signing.pending:
+            wait = min(wait, SIGN_POLL_SECONDS)
         if self._waiting:
             self.multi.select(wait)
         elif wait > 0:
@@ -157,6 +165,8 @@ class CurlDriver:
             self._advance(task, None)
         for task, error in self.fsync.collect(block=False):
             self._advance(task, error)
+        for task, signed in self.signing.collect():
+            self._advance(task, signed)
 
     def _hand_over(self) -> None:
         """Tell each task whose headers are in what they are; it says where the body goes."""
@@ -183,7 +193,7 @@ class CurlDriver:
         """The run stops: every task ends as :class:`Cancelled` (its ``.part`` stays).
 
         A file being synced has been verified: it finishes (renamed into place) first."""
-        while self._waiting or self._sleeping or self.fsync.pending:
+        while self._waiting or self._sleeping or self.fsync.pending or self.signing.pending:
             for task, error in self.fsync.collect(block=True):
                 self._advance(task, error)
             for conn in list(self._waiting.values()):
@@ -193,11 +203,15 @@ class CurlDriver:
             while self._sleeping:
                 _, _, task = heapq.heappop(self._sleeping)
                 self._cancel(task)
+            for task in self.signing.waiting():  # its signature is not waited for
+                self.signing.forget(task)
+                self._cancel(task)
 
     def close(self) -> None:
         """Cancel what is left and free every handle."""
         self.cancel_all()
         self.fsync.close()
+        self.signing.close()
         for conn in self._idle:
             conn.curl.close()
         self._idle.clear()
@@ -207,6 +221,10 @@ class CurlDriver:
 
     def _completed(self, curl: Any, error: tuple[int, str] | None) -> None:
         conn = self._waiting[id(curl)]
+        if error is not None and conn.task is not None and conn.without_credentials():
+            self.multi.remove_handle(curl)  # a hop to another host: sent without credentials
+            self.multi.add_handle(curl)
+            return
         task = conn.task
         self._release(conn)
         if task is None:
@@ -246,11 +264,13 @@ class CurlDriver:
             if conn.phase == PAUSED and kind is not Receive:
                 self._release(conn)  # a body nobody wants: abandon it (and its connection)
                 conn.phase = ENDED
-            if (kind is Get or kind is Head or kind is Sleep) and self.stop.is_set():
+            if (
+                kind is Get or kind is Head or kind is Sleep or kind is Sign
+            ) and self.stop.is_set():
                 self._cancel(task)  # nothing new starts once the run stops
                 return
             if kind is Get or kind is Head:
-                conn.start(op.url, op.headers, kind is Head)  # type: ignore[union-attr]
+                conn.start(op.url, op.headers, kind is Head, op.credentials)  # type: ignore[union-attr]
                 self.multi.add_handle(conn.curl)
                 self._waiting[id(conn.curl)] = conn
                 return
@@ -268,6 +288,9 @@ class CurlDriver:
             if kind is Sleep:
                 wake = time.monotonic() + op.seconds  # type: ignore[union-attr]
                 heapq.heappush(self._sleeping, (wake, next(self._order), task))
+                return
+            if kind is Sign:
+                self.signing.submit(task, op)  # type: ignore[arg-type]
                 return
             assert kind is Drop, op
             value = None

@@ -8,6 +8,12 @@ libcurl follows redirects itself (http and https only, ten at most); every reque
 each redirect hop included, first passes :meth:`Conn.on_prereq`, libcurl's pre-request
 callback, which sees the address the connection really reached and refuses a redirect from
 another host into a private network (``net/redirects.py``) before the request goes out.
+
+Credentials (a signer's headers) go to the request URL's origin only. libcurl sends custom
+headers (``HTTPHEADER``) on every request of a transfer, redirects to other hosts included
+(it holds back only ``Authorization`` and ``Cookie``), so the same callback stops a hop to
+another origin before it is sent, and the driver re-issues that hop without the credentials
+(:meth:`Conn.without_credentials`), judged as the redirect it is.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urljoin
 
@@ -26,6 +33,7 @@ from mlhub_sync.net.client import USER_AGENT
 from mlhub_sync.net.headers import Headers
 from mlhub_sync.net.redact import redact_text, redact_url
 from mlhub_sync.net.settings import NetSettings
+from mlhub_sync.net.signing import origin
 from mlhub_sync.transfer.ops import BodySink, Response
 
 log = logging.getLogger("mlhub_sync.transfer")
@@ -84,8 +92,8 @@ class Conn:
     """One easy handle, and where its current request is."""
 
     __slots__ = (
-        "curl", "guard", "head", "lines", "origin", "paused", "phase", "refused", "sink", "task",
-        "url",
+        "curl", "first_url", "guard", "guarded", "head", "lines", "origin", "paused", "phase",
+        "plain", "prereq", "refused", "reissue", "sink", "task", "url",
     )  # fmt: skip
 
     def __init__(self, paused: list[Conn], net: NetSettings):
@@ -99,6 +107,11 @@ class Conn:
         self.guard = not net.allow_private_redirects
         self.origin: str | None = None  # the address the request's first URL reached
         self.refused: str | None = None  # why on_prereq stopped the request
+        self.prereq = False  # on_prereq is installed
+        self.guarded: str | None = None  # the origin the request's credentials are for
+        self.plain: list[str] = []  # the request's headers without its credentials
+        self.reissue: str | None = None  # a hop to another origin, to send without them
+        self.first_url: str | None = None  # where a re-issued hop's redirects began
         self.curl = curl = pycurl.Curl()
         curl.setopt(pycurl.NOSIGNAL, 1)
         curl.setopt(pycurl.FOLLOWLOCATION, 1)
@@ -116,13 +129,17 @@ class Conn:
         curl.setopt(pycurl.HEADERFUNCTION, self.lines.append)
         curl.setopt(pycurl.WRITEFUNCTION, self.on_body)
         if self.guard:
-            try:
-                curl.setopt(pycurl.PREREQFUNCTION, self.on_prereq)
-            except (AttributeError, pycurl.error) as exc:  # libcurl < 7.80, pycurl < 7.45.2
-                raise FatalLocalError(
-                    f"this libcurl cannot judge redirects before they are followed ({exc})",
-                    hint="upgrade pycurl and libcurl, or set allow_private_redirects: true",
-                ) from exc
+            self._install_prereq("upgrade pycurl and libcurl, or set allow_private_redirects: true")
+
+    def _install_prereq(self, hint: str) -> None:
+        try:
+            self.curl.setopt(pycurl.PREREQFUNCTION, self.on_prereq)
+        except (AttributeError, pycurl.error) as exc:  # libcurl < 7.80, pycurl < 7.45.2
+            raise FatalLocalError(
+                f"this libcurl cannot judge redirects before they are followed ({exc})",
+                hint=hint,
+            ) from exc
+        self.prereq = True
 
     def on_body(self, data: bytes) -> int | None:
         """libcurl's write callback: into the sink, or pause at the first block."""
@@ -138,35 +155,70 @@ class Conn:
         ``address``. The first URL's is where its redirects start from; a redirect hop (a
         3xx with a Location among the header lines so far) is judged before it is sent."""
         lines = self.lines
-        if not lines:  # the request's own URL (or libcurl retrying it on a fresh connection)
+        if lines:
+            hop = hop_url(self.url, lines)
+            if hop is None:
+                return pycurl.PREREQFUNC_OK
+            if self.guarded is not None and origin(hop) != self.guarded:
+                self.reissue = hop  # not with the credentials: the driver sends it without
+                return pycurl.PREREQFUNC_ABORT
+        elif self.first_url is not None:  # a hop re-issued without credentials
+            hop = self.url
+        else:  # the request's own URL (or libcurl retrying it on a fresh connection)
             if self.origin is None:
                 self.origin = address
             return pycurl.PREREQFUNC_OK
-        hop = hop_url(self.url, lines)
-        if hop is None:
+        if not self.guard:
             return pycurl.PREREQFUNC_OK
         proxied = redirects.curl_proxied(hop, os.environ)
-        why = redirects.refusal(self.url, self.origin, hop, address, proxied=proxied)
+        first = self.first_url or self.url
+        why = redirects.refusal(first, self.origin, hop, address, proxied=proxied)
         if why is None:
             return pycurl.PREREQFUNC_OK
         self.refused = why
         return pycurl.PREREQFUNC_ABORT
 
-    def start(self, url: str, headers: dict[str, str], head: bool) -> None:
-        """Set the handle up for a request (the driver adds it to the multi handle)."""
+    def start(
+        self,
+        url: str,
+        headers: dict[str, str],
+        head: bool,
+        credentials: Mapping[str, str] | None = None,
+    ) -> None:
+        """Set the handle up for a request (the driver adds it to the multi handle);
+        ``credentials`` go to ``url``'s origin only."""
         curl = self.curl
         self.lines.clear()
         self.sink = None
         self.phase = AWAITING
         self.url = url
         self.head = head
-        self.origin = self.refused = None
+        self.origin = self.refused = self.reissue = self.first_url = self.guarded = None
         curl.setopt(pycurl.URL, url)
-        curl.setopt(
-            pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items() if k != "User-Agent"]
-        )
+        lines = [f"{k}: {v}" for k, v in headers.items() if k != "User-Agent"]
+        if credentials:
+            if not self.prereq:
+                self._install_prereq("upgrade pycurl and libcurl to send credential headers")
+            self.guarded, self.plain = origin(url), lines
+            lines = lines + [f"{k}: {v}" for k, v in credentials.items()]
+        curl.setopt(pycurl.HTTPHEADER, lines)
         if head:
             curl.setopt(pycurl.NOBODY, 1)
+
+    def without_credentials(self) -> bool:
+        """Set the handle up for the hop that :meth:`on_prereq` held back (to another origin),
+        without the credentials; ``False`` when no hop was held back."""
+        hop = self.reissue
+        if hop is None:
+            return False
+        log.debug("%s: redirected to another host: without credentials", redact_url(hop))
+        self.first_url = self.first_url or self.url
+        self.url, self.reissue, self.guarded = hop, None, None
+        self.lines.clear()
+        self.phase = AWAITING
+        self.curl.setopt(pycurl.URL, hop)
+        self.curl.setopt(pycurl.HTTPHEADER, self.plain)
+        return True
 
     def after_head(self) -> None:
         """Make the handle a GET handle again."""

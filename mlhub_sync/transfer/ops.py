@@ -12,6 +12,9 @@ the transfer yields             the driver sends back
   or :data:`DROP`               (a GET's body is not wanted: the driver abandons it) ``None``
 :class:`Head`                   :class:`Response` or :class:`Failure`
 :class:`Sleep`                  ``None`` after the wait
+:class:`Sign` (signer, URL)     :class:`Signed` (the URL and credential headers to send), or
+                                :class:`Failure`: the signer's I/O (a token request) runs
+                                where it cannot hold up other transfers (a helper thread)
 :class:`Sync` (a descriptor)    ``None`` once fsynced, or the ``OSError`` it raised
 ==============================  =========================================================
 
@@ -24,13 +27,14 @@ This module also holds what callers hand the engine (:class:`TransferRequest`) a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from mlhub_sync.errors import TransferError
 from mlhub_sync.net.headers import Headers
+from mlhub_sync.net.signing import Signed, Signer
 
 T = TypeVar("T")
 
@@ -50,10 +54,14 @@ class BodySink(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Get:
-    """Send a GET (redirects followed); answer with its final response's status and headers."""
+    """Send a GET (redirects followed); answer with its final response's status and headers.
+
+    ``credentials`` (a signer's headers) go to ``url``'s origin only: a redirect to another
+    origin is followed without them."""
 
     url: str
     headers: dict[str, str]
+    credentials: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +81,12 @@ DROP = Drop()
 
 @dataclass(frozen=True, slots=True)
 class Head:
-    """Send a HEAD; answer with a :class:`Response` or a :class:`Failure`."""
+    """Send a HEAD; answer with a :class:`Response` or a :class:`Failure` (``credentials``
+    as for :class:`Get`)."""
 
     url: str
     headers: dict[str, str]
+    credentials: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +103,27 @@ class Sync:
     fd: int
 
 
-Op = Get | Receive | Drop | Head | Sleep | Sync
+@dataclass(frozen=True, slots=True)
+class Sign:
+    """Ask ``signer`` for what to send to ``url`` (:meth:`~Signer.sign`, or with ``refused``
+    :meth:`~Signer.renew`); answer with a :class:`Signed` or a :class:`Failure`. The call may
+    block (a token request): a driver makes it off its loop."""
+
+    signer: Signer
+    url: str
+    refused: Signed | None = None
+
+    def __call__(self) -> Signed | Failure:
+        """Carry it out here (a driver's helper thread, or a synchronous driver)."""
+        try:
+            if self.refused is not None:
+                return self.signer.renew(self.url, self.refused)
+            return self.signer.sign(self.url)
+        except TransferError as exc:
+            return Failure(exc)
+
+
+Op = Get | Receive | Drop | Head | Sleep | Sync | Sign
 
 
 Steps = Generator[Op, Any, T]
@@ -178,6 +208,15 @@ class TransferResult:
     digests: dict[str, str] = field(default_factory=dict)  # the request's extra digests
     not_modified: bool = False  # a 304 to a conditional GET: nothing was written
     etag: str | None = None
+
+    @classmethod
+    def not_modified_by(cls, headers: Headers, url: str, attempts: int) -> TransferResult:
+        """The result of a 304 (with these headers, from ``url``): the copy held is current."""
+        etag, modified = headers.get("ETag"), headers.get("Last-Modified")
+        return cls(
+            0, 0, None, etag or modified, "none", 0, attempts, False, url, modified,
+            etag=etag, not_modified=True,
+        )  # fmt: skip
 
 
 StartedCallback = Callable[[TransferRequest, str | None, int | None], None]

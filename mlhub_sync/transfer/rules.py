@@ -48,6 +48,14 @@ The rules (DESIGN.md §2.3), each written once, here:
     a ``.part`` or final name that is a link is replaced, never written through.
 13. A conditional request (``if_none_match`` / ``if_modified_since``) answered 304 returns
     ``not_modified`` and writes nothing.
+14. Each GET/HEAD attempt is signed by the ``signer`` (``net/signing.py``): the href stays
+    unsigned in every result and error; the attempt sends the signer's URL and credential
+    headers (to the URL's origin only, never across a redirect to another). A signature comes
+    from the signer's cache inline (no I/O); with none usable (none yet, or about to expire)
+    the transfer yields a :class:`Sign`, which the driver carries out off its loop (a helper
+    thread: a token request never holds up other transfers; ``transfer/signing.py``). A
+    401/403 to a signed request renews the signature once and tries again; a second refusal
+    is final. A signer that fails is a failed attempt, retried like a connection error.
 
 Local failures (disk full, read-only, permission denied) raise :class:`FatalLocalError`, which
 stops the run; other final failures raise :class:`TransferError`.
@@ -61,20 +69,18 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from mlhub_sync.errors import TransferError
-from mlhub_sync.net.client import USER_AGENT
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.net.settings import DEFAULT_NET, NetSettings
+from mlhub_sync.net.signing import Signer
 from mlhub_sync.stac.checksum import Multihash, ServerMd5, server_md5
-from mlhub_sync.transfer import checks
+from mlhub_sync.transfer import checks, signing
 from mlhub_sync.transfer.budget import Budget
 from mlhub_sync.transfer.local import asset_folder, copy_local
 from mlhub_sync.transfer.ops import (
     DROP,
     Failure,
     FetchState,
-    Get,
-    Head,
     Receive,
     Response,
     Sleep,
@@ -86,7 +92,6 @@ from mlhub_sync.transfer.ops import (
 )
 from mlhub_sync.transfer.sink import (
     Hashes,
-    Sink,
     discard,
     local_error,
     open_sink,
@@ -124,8 +129,10 @@ class Transfers:
         tree: Tree | None = None,
         net: NetSettings = DEFAULT_NET,
         clock: Callable[[], float] = time.monotonic,
+        signer: Signer | None = None,
     ):
         self.policy = policy
+        self.signer = signer
         self.rand = rand
         self.on_started = on_started
         self._own_tree = tree is None
@@ -172,12 +179,17 @@ class Transfers:
     def head(self, url: str) -> Steps[tuple[int | None, ServerMd5 | None]]:
         """``(Content-Length, server MD5)`` from a HEAD request (retried like a GET)."""
         budget = self._budget()
-        headers = _headers(url)
+        headers = checks.request_headers(url)
+        renew = self.signer is not None
         while True:
             budget.begin()
-            reply = yield Head(url, headers)
+            sent, reply = yield from signing.send(self.signer, url, headers, head=True)
             if isinstance(reply, Failure):
                 failure = reply.error
+            elif renew and signing.refused(reply.status, sent, url):
+                renew = False  # once per transfer
+                yield from signing.renewed(self.signer, url, sent)
+                continue
             elif reply.status == 200:
                 length = reply.headers.get("Content-Length")
                 size = int(length) if length and length.isdigit() else None
@@ -195,7 +207,7 @@ class Transfers:
     ) -> Steps[TransferResult]:
         part = folder.entry(f"{req.dest.name}.part")
         validator = req.resume_validator
-        base = _headers(req.url)
+        base = checks.request_headers(req.url)
         if req.if_none_match:
             base["If-None-Match"] = req.if_none_match
         if req.if_modified_since:
@@ -206,6 +218,7 @@ class Transfers:
         etag_mismatch_md5: str | None = None
         etag_proven = False  # a response's whole-object MD5 header agreed with its ETag
         budget = self._budget()
+        renew = self.signer is not None  # a refused signature is renewed once (rule 14)
         while True:
             state.attempts = budget.begin()
             usable = validator is not None and not validator.startswith("W/")
@@ -213,14 +226,19 @@ class Transfers:
             headers = base
             if offset:
                 headers = {**base, "Range": f"bytes={offset}-", "If-Range": validator or ""}
-            reply = yield Get(req.url, headers)
+            sent, reply = yield from signing.send(self.signer, req.url, headers)
             if isinstance(reply, Failure):
                 budget.failed()
                 yield from self._backoff(reply.error, budget)
                 continue
+            if renew and signing.refused(reply.status, sent, req.url):
+                yield DROP
+                renew = False
+                yield from signing.renewed(self.signer, req.url, sent)
+                continue
             if reply.status == 304 and (req.if_none_match or req.if_modified_since):
                 yield DROP
-                return _not_modified(reply, budget.attempts)
+                return TransferResult.not_modified_by(reply.headers, reply.url, budget.attempts)
             etag_proven = etag_proven or checks.etag_is_md5(reply.status, reply.headers)
             verdict = checks.judge(req, claim, reply.status, reply.headers, offset, validator)
             if isinstance(verdict, checks.Failed):
@@ -288,7 +306,8 @@ class Transfers:
                 # A 200 to a range request starts over: only bytes kept count as resumed.
                 resumed = resumed or sink.offset > 0
                 decoded = isinstance(verdict, checks.Accept) and verdict.decode is not None
-                outcome = self._check(req, claim, sink, reply, decoded, limit)
+                trust = urlsplit(req.url).netloc not in self._etag_not_md5
+                outcome = checks.verify_body(req, claim, sink, reply, decoded, limit, trust)
                 if isinstance(outcome, TransferError):
                     sink.close()
                     discard(part)  # an HTML page or an unverifiable file: nothing to resume
@@ -332,30 +351,6 @@ class Transfers:
             finally:
                 sink.close()
 
-    def _check(
-        self,
-        req: TransferRequest,
-        claim: Multihash | None,
-        sink: Sink,
-        reply: Response,
-        decoded: bool,
-        limit: checks.Limit | None,
-    ) -> checks.Verified | checks.Mismatch | TransferError:
-        """What the bytes in ``sink`` are verified by (or why they are not); a body that ran
-        past its limit is a final answer."""
-        if sink.overflowed and limit is not None:
-            return checks.overflow_error(req.url, limit)
-        return checks.verify(
-            req,
-            claim,
-            sink.hashes,
-            sink.size,
-            reply.headers,
-            full_body=reply.status == 200,
-            decoded=decoded,
-            trust_etag=urlsplit(req.url).netloc not in self._etag_not_md5,
-        )
-
     def _etag_is_not_md5(self, req: TransferRequest) -> None:
         log.info("%s: its ETag is not its MD5; verified by size", req.dest.name)
         host = urlsplit(req.url).netloc
@@ -383,19 +378,6 @@ class Transfers:
         wait = budget.wait(failure)  # or raise it: final, or out of patience
         log.debug("%s: %s; retry in %.2fs", failure.subject, failure.message, wait)
         yield Sleep(wait)
-
-
-def _headers(url: str) -> dict[str, str]:
-    return {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **checks.host_headers(url)}
-
-
-def _not_modified(reply: Response, attempts: int) -> TransferResult:
-    etag = reply.headers.get("ETag")
-    modified = reply.headers.get("Last-Modified")
-    return TransferResult(
-        0, 0, None, etag or modified, "none", 0, attempts, False, reply.url, modified,
-        etag=etag, not_modified=True,
-    )  # fmt: skip
 
 
 def _finish(

@@ -28,6 +28,7 @@ from mlhub_sync.transfer.ops import (
     Head,
     Receive,
     Response,
+    Sign,
     Sleep,
     Steps,
     Sync,
@@ -130,12 +131,12 @@ class ScriptedDriver:
             except StopIteration as done:
                 return done.value  # type: ignore[no-any-return]
             value = None
-            if isinstance(op, Get | Head | Sleep) and self.stop.is_set():
+            if isinstance(op, Get | Head | Sleep | Sign) and self.stop.is_set():
                 steps.close()
                 raise Cancelled()
             if isinstance(op, Get | Head):
                 method = "GET" if isinstance(op, Get) else "HEAD"
-                self.requests.append(Sent(method, op.url, dict(op.headers)))
+                self.requests.append(Sent(method, op.url, {**op.headers, **(op.credentials or {})}))
                 reply = self._next(op.url)
                 self.now += reply.seconds
                 if reply.status == 0:
@@ -149,6 +150,8 @@ class ScriptedDriver:
                 pending = None
             elif isinstance(op, Drop):
                 pending = None
+            elif isinstance(op, Sign):
+                value = op()  # a synchronous driver has no loop to keep moving
             elif isinstance(op, Sleep):
                 self.sleeps.append(op.seconds)
                 self.now += op.seconds

@@ -538,7 +538,21 @@ class _StreamRoute:
     status: int
 
 
-_Route = _JsonRoute | _RedirectRoute | _FileRoute | _StreamRoute
+Handler = Callable[[dict[str, str], dict[str, str]], tuple[int, object]]
+"""A scripted route: called with a request's query and (lower-cased) headers, it answers
+``(status, a JSON value)``; it may count, change its answer over time, or refuse."""
+
+
+Gate = Callable[[dict[str, str], dict[str, str]], int | None]
+"""A check in front of a path prefix: ``None`` lets the request through, a status refuses it."""
+
+
+@dataclass(frozen=True)
+class _HandlerRoute:
+    handler: Handler
+
+
+_Route = _JsonRoute | _RedirectRoute | _FileRoute | _StreamRoute | _HandlerRoute
 
 
 class _App:
@@ -553,6 +567,7 @@ class _App:
         self._settled = threading.Condition(self._lock)
         self._routes: dict[str, _Route] = {}
         self._keys: dict[str, str] = {}
+        self._gates: dict[str, Gate] = {}
         self._faults: dict[str, deque[Fault]] = {}
         self._rng: random.Random | None = None
         self._fault_rate = 0.0
@@ -572,6 +587,11 @@ class _App:
         """Demand ``?key=<key>`` on every path under ``path_prefix``."""
         with self._lock:
             self._keys[path_prefix] = key
+
+    def add_gate(self, path_prefix: str, gate: Gate) -> None:
+        """Ask ``gate`` about every request under ``path_prefix``."""
+        with self._lock:
+            self._gates[path_prefix] = gate
 
     def add_faults(self, path: str, faults: Sequence[Fault]) -> None:
         """Queue ``faults`` for ``path``."""
@@ -651,6 +671,14 @@ class _App:
         for prefix, key in keys:
             if request.path.startswith(prefix) and not hmac.compare_digest(supplied, key.encode()):
                 return _json_response(401, {"detail": "Missing or invalid API key."})
+        with self._lock:
+            gates = [
+                gate for prefix, gate in self._gates.items() if request.path.startswith(prefix)
+            ]
+        for gate in gates:
+            status = gate(request.query, request.headers)
+            if status is not None:
+                return _json_response(status, {"detail": "refused by the test's gate"})
         return None
 
     def _route(self, request: _Request, fault: Fault | None) -> _Response:
@@ -664,6 +692,9 @@ class _App:
                 return _Response(status, {"Location": location})
             case _FileRoute(file=file):
                 return self._file(file, request, fault)
+            case _HandlerRoute(handler=handler):
+                status, obj = handler(request.query, request.headers)
+                return _json_response(status, obj)
         if request.path.startswith(_BLOB_PREFIX):
             blob = self._resolve_blob(request.path.removeprefix(_BLOB_PREFIX))
             if blob is not None:
@@ -1042,6 +1073,16 @@ class TestServer:
     def require_key(self, path_prefix: str, key: str) -> None:
         """Answer 401 JSON to requests under ``path_prefix`` lacking ``?key=<key>``."""
         self._app.require_key(path_prefix, key)
+
+    def add_handler(self, path: str, handler: Handler) -> None:
+        """Answer GET ``path`` with what ``handler(query, headers)`` says, per request (a
+        token endpoint that counts, one whose answer changes). Faults apply first."""
+        self._app.add_route(path, _HandlerRoute(handler))
+
+    def add_gate(self, path_prefix: str, gate: Gate) -> None:
+        """Ask ``gate(query, headers)`` before answering any request under ``path_prefix``:
+        a status it returns is sent instead (an asset host that checks a token or a header)."""
+        self._app.add_gate(path_prefix, gate)
 
     # faults ----------------------------------------------------------------------------
 

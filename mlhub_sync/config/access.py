@@ -1,0 +1,60 @@
+"""A source's access settings (``headers:``, ``sign:``) as the network layer uses them.
+
+- :func:`source_headers`: the spec's ``headers:`` (``${VAR}`` already interpolated by the
+  loader, from the run's environment) for the source's own origins: its ``url``, ``root_url``
+  or ``endpoint``. The run's :class:`~mlhub_sync.net.client.Http` sends them on the source's
+  catalog and listing requests, asset transfers to the same origin get them through the
+  signer; no other host ever does.
+- :func:`transfer_signer`: the :class:`~mlhub_sync.net.signing.Signer` of a run's asset
+  transfers: the headers, and ``sign: planetary-computer`` tokens (``net/planetary.py``).
+- :func:`access_secrets`: every secret value among them (header values, the Planetary
+  Computer subscription key), for redaction in logs, errors and reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mlhub_sync.config.credentials import resolve_root_url
+from mlhub_sync.config.sources import AzureSource, MlhubSource, S3Source
+from mlhub_sync.net.client import Http
+from mlhub_sync.net.planetary import PlanetaryComputer
+from mlhub_sync.net.signing import Signer, SourceHeaders, chain
+
+
+def source_urls(source: Any, environ: Mapping[str, str]) -> list[str]:
+    """The URLs whose origins are the source's own hosts (none for a local file)."""
+    if isinstance(source, MlhubSource):
+        return [resolve_root_url(source, environ)]
+    urls = [u for u in (getattr(source, "url", None), getattr(source, "endpoint", None)) if u]
+    if isinstance(source, AzureSource) and not source.endpoint:
+        urls.append(f"https://{source.account}.blob.core.windows.net/")
+    if isinstance(source, S3Source) and not source.endpoint:  # virtual-hosted and path style
+        urls.append(f"https://{source.bucket}.s3.{source.region}.amazonaws.com/")
+        urls.append(f"https://s3.{source.region}.amazonaws.com/")
+    return urls
+
+
+def source_headers(source: Any, environ: Mapping[str, str]) -> SourceHeaders:
+    """The source's ``headers:`` for its own origins."""
+    headers = {name: value.get_secret_value() for name, value in source.headers.items()}
+    return SourceHeaders.of(source_urls(source, environ) if headers else (), headers)
+
+
+def transfer_signer(source: Any, http: Http, environ: Mapping[str, str]) -> Signer | None:
+    """The signer of the run's asset transfers (``None``: nothing to sign). Built once per
+    run: its token cache is shared by every transfer."""
+    tokens = PlanetaryComputer(http, environ) if source.sign == "planetary-computer" else None
+    return chain(tokens, source_headers(source, environ))
+
+
+def access_secrets(source: Any, environ: Mapping[str, str]) -> list[str]:
+    """The secret values of the source's access settings (for redaction)."""
+    found = []
+    for value in source.headers.values():
+        text = value.get_secret_value()
+        found += [text, text.split()[-1]] if text.strip() else []  # `Bearer <token>`: both
+    if source.sign == "planetary-computer":
+        found.append(environ.get("PC_SDK_SUBSCRIPTION_KEY", ""))
+    return list(dict.fromkeys(value for value in found if value))
