@@ -261,3 +261,29 @@ def test_a_listing_page_is_read_with_its_token_and_url_encoded_keys() -> None:
         parse_page(b"<Error><Code>NoSuchBucket</Code></Error>", "https://h/b/")
     with pytest.raises(CatalogError, match="not S3 XML"):
         parse_page(b"<html>", "https://h/b/")
+
+
+def test_a_local_sidecar_is_joined_and_a_missing_sidecar_key_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    table = tmp_path / "meta.geojson"
+    table.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": "c1", "geometry": {"type": "Point", "coordinates": [7, 8]},
+         "properties": {"datetime": "2021-01-01T00:00:00Z"}}]}))  # fmt: skip
+    listing = [ListedObject("c1/B02.tif", "https://h/b/p/c1/B02.tif", 7)]
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    local = S3Source(type="s3", bucket="b", prefix="p/", sidecar={"path": str(table)})
+    for ctx in _context(tmp_path):
+        docs = list(flat_documents(local, lambda: iter(listing), ctx, staging, Unmatched()))
+        item = json.loads(docs[1].data)
+        assert item["geometry"] == {"type": "Point", "coordinates": [7.0, 8.0]}
+        assert item["properties"]["datetime"] == "2021-01-01T00:00:00Z"
+        remote = S3Source(type="s3", bucket="b", prefix="p/", sidecar={"key": "meta.csv"})
+        again = tmp_path / "again"
+        again.mkdir()
+        with pytest.raises(CatalogError, match=r"'meta\.csv' is not in the listing") as caught:
+            list(flat_documents(remote, lambda: iter(listing), ctx, again, Unmatched()))
+        assert (
+            caught.value.hint is not None and "relative to the source's prefix" in caught.value.hint
+        )
