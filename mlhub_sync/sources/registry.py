@@ -10,6 +10,7 @@ from mlhub_sync.config.sources import (
     StacApiSource,
     StacSource,
 )
+from mlhub_sync.errors import CatalogError
 from mlhub_sync.sources.archive import ArchiveCatalog
 from mlhub_sync.sources.base import Source
 from mlhub_sync.sources.mlhub import MlhubCatalog
@@ -31,5 +32,9 @@ def source_for(spec: SourceSpec) -> Source:
     if isinstance(spec, S3Source):
         return S3Catalog(spec)
     if isinstance(spec, AzureSource):  # sources/azure.py (its own branch) serves these
-        raise NotImplementedError("the azure source is not wired in yet")
+        raise CatalogError(
+            "the azure source is not available in this build",
+            subject=f"azure://{spec.account}/{spec.container}/{spec.prefix}",
+            hint="use an s3 source (Source Cooperative) for the same files meanwhile",
+        )
     return StaticCatalog(spec)
