@@ -9,7 +9,8 @@ request. Why not obstore: benchmarks/RESULTS.md (measured on 100k keys; the same
 way, since an S3 listing says size, ETag and time and nothing more).
 
 Requests are anonymous (public buckets, Source Cooperative); ``requester_pays`` sends
-``x-amz-request-payer: requester`` and the source's ``headers`` go with every listing request.
+``x-amz-request-payer: requester`` on the listing, and the source's ``headers:`` go to its own
+origins (``config/access.py``, sent by ``Http`` and by the transfers' signer).
 Asset URLs are path-style ``{endpoint}/{bucket}/{key}`` for a custom endpoint and
 virtual-hosted ``https://{bucket}.s3.{region}.amazonaws.com/{key}`` on AWS (path-style there
 too for a bucket whose name has a dot, which no wildcard certificate covers); keys are
@@ -68,11 +69,9 @@ def object_url(spec: S3Source, key: str) -> str:
 
 
 def listing_headers(spec: S3Source) -> dict[str, str]:
-    """The headers of a listing request: the source's own, and the requester-pays flag."""
-    headers = {name: value.get_secret_value() for name, value in spec.headers.items()}
-    if spec.requester_pays:
-        headers["x-amz-request-payer"] = "requester"
-    return headers
+    """The headers of a listing request besides the source's ``headers:`` (which the run's
+    ``Http`` adds for the source's own origins only, hop by hop): the requester-pays flag."""
+    return {"x-amz-request-payer": "requester"} if spec.requester_pays else {}
 
 
 def _local(tag: str) -> str:
