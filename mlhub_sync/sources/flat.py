@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import shapely
+
 from mlhub_sync.config.sources import AzureSource, S3Source
 from mlhub_sync.errors import CatalogError
 from mlhub_sync.net.redact import redact_url
@@ -162,8 +164,6 @@ def _free_key(assets: dict[str, Any], row: KeyRow) -> str:
 def _bounds(geometry: Any) -> tuple[float, float, float, float] | None:
     if not isinstance(geometry, dict):
         return None
-    import shapely  # noqa: PLC0415 - only items with a sidecar geometry need it
-
     shape = shapely.from_geojson(json.dumps(geometry))
     minx, miny, maxx, maxy = shape.bounds
     return (float(minx), float(miny), float(maxx), float(maxy))

@@ -300,3 +300,20 @@ def test_the_source_cooperative_example_syncs_the_tree_torchgeo_opens(
     item = json.loads((out / "ref_cloud_cover_detection_challenge_v1/adwu/adwu.json").read_text())
     assert item["properties"]["datetime"] == "2020-04-29T08:20:47Z"
     assert item["properties"]["location"] == "Chifunfu"
+
+
+def test_moto_itself_serves_as_an_s3_endpoint(
+    tmp_path: Path, cli: Any, store: tuple[MotoS3, SourceCoopFront]
+) -> None:
+    moto, _ = store
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {"defaults": {"output_dir": "./out"}, "datasets": [{"id": "direct", "source": {
+                "type": "s3", "bucket": BUCKET, "endpoint": moto.url, "prefix": "rerun/"}}]}
+        )
+    )  # fmt: skip
+    result = cli("apply", spec)
+    assert result.code == ExitCode.OK, result.stderr
+    got = (tmp_path / "out/direct/direct/scene3/b.tif").read_bytes()
+    assert got == content("rerun/scene3/b.tif", 103)
