@@ -113,6 +113,9 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
                 "prune is held back while any remain)"
             )
             out.extend(f"    {_shown(h)}: {_shown(w)}" for h, w in p.catalog.unreadable[:10])
+        if n := p.catalog.unmatched_keys:  # a flat tree's keys (s3, azure)
+            out.append(f"  {count(n, 'key')} match{'es' * (n == 1)} no template (not synced)")
+            out.extend(f"    {_shown(key)}" for key in p.catalog.unmatched_sample[:10])
         if cfg.catalog_only:
             out.append("  catalog_only: no assets will be downloaded")
             out.append("")
@@ -211,6 +214,7 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
                     for kind, found in p.catalog.changes.samples.items()
                 },
             },
+            **p.catalog.unmatched_entry(),
         },
         "filters": cfg.filters.describe(),
         "selection": {
