@@ -125,13 +125,25 @@ class Azurite:
         self.endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
         self.sas = account_sas()
         self._local = threading.local()
+        self._opened: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
 
     def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
+        """This thread's keep-alive connection."""
+        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
             self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
         return conn
+
+    def close(self) -> None:
+        """Close every connection the client opened (on any thread)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
 
     def request(
         self,
@@ -241,7 +253,11 @@ def azurite(folder: Path, preload: Sequence[Container] = ()) -> Iterator[Azurite
     )
     try:
         _wait_until_listening(port, proc)
-        yield Azurite(port)
+        client = Azurite(port)
+        try:
+            yield client
+        finally:
+            client.close()
     finally:
         proc.terminate()
         try:
