@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.azurite import Blob, Container, azurite  # noqa: E402
+
 CHILD = r"""
 import json, sys, time
 kind, endpoint, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -52,14 +54,13 @@ elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
 peak = hwm()
 assert count == n, (count, n)
 print(json.dumps({"kind": kind, "blobs": count, "seconds": round(elapsed, 3),
-                  "blobs_per_s": round(count / elapsed), "cpu_s": round(cpu, 3), "peak_rss_mib": round(peak / 1024, 1),
+                  "blobs_per_s": round(count / elapsed), "cpu_s": round(cpu, 3),
+                  "peak_rss_mib": round(peak / 1024, 1),
                   "rss_above_baseline_mib": round((peak - base) / 1024, 1), "md5s": md5s}))
 """
 
 
 def main() -> None:
-    from tests.support.azurite import Blob, Container, azurite
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--blobs", default="5100,100000")
     parser.add_argument("--runs", type=int, default=3)

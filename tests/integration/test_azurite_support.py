@@ -12,9 +12,7 @@ import pytest
 from tests.support import azurite as support
 from tests.support.azurite import Blob, Container, azurite
 
-VOLATILE = re.compile(
-    rb"<(Name|Etag|Creation-Time|Last-Modified|AccessTierChangeTime)>[^<]*</\1>"
-)
+VOLATILE = re.compile(rb"<(Name|Etag|Creation-Time|Last-Modified|AccessTierChangeTime)>[^<]*</\1>")
 
 
 def listing(service: support.Azurite, container: str) -> list[bytes]:
@@ -42,5 +40,5 @@ def test_a_missing_emulator_is_an_error_naming_the_install_command(
     monkeypatch.delenv("AZURITE_BLOB", raising=False)
     monkeypatch.setattr(support, "REPO", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RuntimeError, match="npm install --prefix .ci/node"):
+    with pytest.raises(RuntimeError, match=r"npm install --prefix \.ci/node"):
         support.azurite_binary()
