@@ -42,3 +42,9 @@ def test_a_missing_emulator_is_an_error_naming_the_install_command(
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"npm install --prefix \.ci/node"):
         support.azurite_binary()
+
+
+def test_the_access_log_holds_every_request_answered(tmp_path: Path) -> None:
+    with azurite(tmp_path / "ws", [Container("box", True, {"a.bin": Blob(b"a")})]) as service:
+        assert service.request("GET", "box/a.bin", signed=False) == (200, b"a")
+        assert service.requests() == [("GET", "/devstoreaccount1/box/a.bin", 200)]

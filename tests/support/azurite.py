@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import http.client
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -120,8 +121,9 @@ class Azurite:
     """A running emulator: its endpoint (``http://127.0.0.1:PORT/devstoreaccount1``) and a
     client that creates containers and uploads blobs with an account SAS."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, access_log: Path | None = None):
         self.port = port
+        self.access_log = access_log
         self.endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
         self.sas = account_sas()
         self._local = threading.local()
@@ -137,6 +139,27 @@ class Azurite:
             with self._lock:
                 self._opened.append(conn)
         return conn
+
+    def requests(self) -> list[tuple[str, str, int]]:
+        """Every request the service answered so far, as ``(method, target, status)`` from its
+        access log: a last request (a marker) is made and waited for, so the log holds every
+        request answered before this call."""
+        assert self.access_log is not None
+        marker = f"log-marker-{time.monotonic_ns()}"
+        self.request("GET", marker, signed=False)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            text = self.access_log.read_text(errors="replace")
+            if marker in text:
+                break
+            time.sleep(0.01)  # a readiness poll: it ends when the marker's line is written
+        else:
+            raise RuntimeError("Azurite's access log did not show the marker request")
+        found = []
+        for method, target, status in _ACCESS.findall(text):
+            if marker not in target:
+                found.append((method, target, int(status)))
+        return found
 
     def close(self) -> None:
         """Close every connection the client opened (on any thread)."""
@@ -234,6 +257,8 @@ def azurite(folder: Path, preload: Sequence[Container] = ()) -> Iterator[Azurite
     folder.mkdir(parents=True, exist_ok=True)
     write_workspace(folder, preload)
     port = _free_port()
+    access_log = folder / "access.log"  # its stdout: one line per request answered
+    log = open(access_log, "wb")  # noqa: SIM115 - handed to the child, closed just after
     proc = subprocess.Popen(
         [
             azurite_binary(),
@@ -243,17 +268,17 @@ def azurite(folder: Path, preload: Sequence[Container] = ()) -> Iterator[Azurite
             str(port),
             "--skipApiVersionCheck",
             "--disableTelemetry",
-            "--silent",
             "--location",
             str(folder),
         ],
-        stdout=subprocess.DEVNULL,
+        stdout=log,
         stderr=subprocess.PIPE,
         cwd=folder,
     )
+    log.close()  # the child has its own descriptor
     try:
         _wait_until_listening(port, proc)
-        client = Azurite(port)
+        client = Azurite(port, access_log)
         try:
             yield client
         finally:
@@ -267,6 +292,9 @@ def azurite(folder: Path, preload: Sequence[Container] = ()) -> Iterator[Azurite
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+_ACCESS = re.compile(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3})')
 
 
 def _wait_until_listening(port: int, proc: subprocess.Popen[bytes], within: float = 30.0) -> None:
