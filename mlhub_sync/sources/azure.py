@@ -188,7 +188,7 @@ def _fetch(http: Http, container: str, params: Mapping[str, str], sas: str | Non
     except SourceAuthError as exc:
         if sas is None:
             hint = (
-                "the container is not public: give source.sas_token (or "
+                "the container is not public (or does not exist): give source.sas_token (or "
                 f"${SAS_ENV}) with read (r) and list (l) permissions"
             )
         else:
@@ -202,6 +202,17 @@ def _fetch(http: Http, container: str, params: Mapping[str, str], sas: str | Non
             exc.message,
             subject=exc.subject,
             hint=hint,
+            status=exc.status,
+            error_class=exc.error_class,
+        ) from None
+    except CatalogError as exc:
+        if (exc.status != 404 and exc.error_class != "dns") or exc.hint:
+            raise
+        raise CatalogError(
+            exc.message,
+            subject=exc.subject,
+            hint="no such account or container: check source.account and source.container "
+            "(and source.endpoint, when given)",
             status=exc.status,
             error_class=exc.error_class,
         ) from None

@@ -226,3 +226,14 @@ def test_a_listing_that_is_not_azures_is_refused_naming_the_url_and_the_fix(
         if why != "repeats its page" and why != "outside it":
             assert "source.endpoint must be an Azure Blob service" in (caught.value.hint or "")
         assert server.requests[0].query["sig"] == "SECRETSIG"  # it was sent, just never shown
+
+
+def test_a_container_that_does_not_exist_is_named_with_the_fields_to_check(
+    service: Azurite,
+) -> None:
+    url = container_url(spec(service, "nosuchcontainer"))
+    with pytest.raises(CatalogError) as caught:  # anonymous, Azurite answers 403; signed, 404
+        list(list_blobs(Http(policy=FAST), url, sas=account_sas("rl")))
+    assert caught.value.status == 404
+    assert "/devstoreaccount1/nosuchcontainer" in str(caught.value)
+    assert "source.container" in (caught.value.hint or "")
