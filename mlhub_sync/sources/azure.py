@@ -28,8 +28,9 @@ import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from urllib.parse import parse_qsl, quote, unquote
 
+from mlhub_sync.config.credentials import resolve_sas_token
 from mlhub_sync.config.sources import AzureSource
 from mlhub_sync.errors import CatalogError, SourceAuthError
 from mlhub_sync.net.client import Http
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 MAX_RESULTS = 5000  # Azure's cap per page
 API_VERSION = "2021-08-06"  # x-ms-version: a version every Azure and Azurite serves
-SAS_ENV = "AZURE_STORAGE_SAS_TOKEN"
 MAX_PAGE_BYTES = 64 * 2**20  # a full page is ~3 MiB (about 640 bytes a blob)
 
 
@@ -62,48 +62,6 @@ def blob_url(container: str, name: str) -> str:
     return f"{container}/{quote(name, safe='/')}"
 
 
-def sas_token(spec: AzureSource, environ: Mapping[str, str]) -> str | None:
-    """The SAS token to use (``sas_token``, else ``$AZURE_STORAGE_SAS_TOKEN``) as a query
-    string, each value percent-encoded once; ``None`` for anonymous access.
-
-    Refused with a :class:`CatalogError` naming the field (never the value): a token with no
-    signature (``sig``), and one whose expiry (``se``) has passed.
-    """
-    secret = spec.sas_token.get_secret_value() if spec.sas_token is not None else None
-    where = "source.sas_token" if secret else f"${SAS_ENV}"
-    token = (secret or environ.get(SAS_ENV) or "").strip().lstrip("?")
-    if not token:
-        return None
-    pairs = [(unquote(k), unquote(v)) for k, _, v in (p.partition("=") for p in token.split("&"))]
-    fields = dict(pairs)
-    if not fields.get("sig"):
-        raise CatalogError(
-            "the SAS token has no signature (sig=)",
-            subject=where,
-            hint="give the whole token as the portal or `az storage container generate-sas` "
-            "prints it (sv=...&sp=...&se=...&sig=...), without the URL before the `?`",
-        )
-    expiry = _instant(fields.get("se", ""))
-    if expiry is not None and expiry <= dt.datetime.now(dt.UTC):
-        raise CatalogError(
-            f"the SAS token expired at {fields['se']}",
-            subject=where,
-            hint="make a new token with read (r) and list (l) permissions",
-        )
-    # one spelling from here on: each value percent-encoded once (a `+` pasted raw in the
-    # signature stays a `+`, not the space a query's `+` would mean)
-    return urlencode([(k, v) for k, v in pairs if k], quote_via=quote, safe="")
-
-
-def _instant(text: str) -> dt.datetime | None:
-    """An ISO 8601 instant (a SAS's ``se``, UTC when it names no zone), else ``None``."""
-    try:
-        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 def sign(url: str, token: str) -> str:
     """``url`` with the SAS ``token`` added to its query."""
     return f"{url}{'&' if '?' in url else '?'}{token}"
@@ -113,7 +71,7 @@ def sas_signer(spec: AzureSource, environ: Mapping[str, str]) -> Callable[[str],
     """What the transfer rules call for each asset request: a URL under this source's
     container, signed with its SAS token; any other URL unchanged, so the token never goes to
     another host. ``None`` when access is anonymous (nothing to sign)."""
-    token = sas_token(spec, environ)
+    token = resolve_sas_token(spec, environ)
     if token is None:
         return None
     base = container_url(spec) + "/"
@@ -189,7 +147,7 @@ def _fetch(http: Http, container: str, params: Mapping[str, str], sas: str | Non
         if sas is None:
             hint = (
                 "the container is not public (or does not exist): give source.sas_token (or "
-                f"${SAS_ENV}) with read (r) and list (l) permissions"
+                "$AZURE_STORAGE_SAS_TOKEN) with read (r) and list (l) permissions"
             )
         else:
             fields = dict(parse_qsl(sas, keep_blank_values=True))
@@ -330,7 +288,7 @@ class AzureCatalog:
 
     def lister(self, ctx: SourceContext) -> Callable[[], Iterator[ListedObject]]:
         """The prefix's listing, signed when a SAS token is configured."""
-        spec, sas = self.spec, sas_token(self.spec, ctx.environ)
+        spec, sas = self.spec, resolve_sas_token(self.spec, ctx.environ)
         return lambda: list_blobs(ctx.http, container_url(spec), spec.prefix, sas=sas)
 
     def snapshot(self, ctx: SourceContext) -> CrawledCatalog:

@@ -14,16 +14,12 @@ import pytest
 import requests
 from pydantic import SecretStr
 
+from mlhub_sync.config.credentials import resolve_sas_token as sas_token
 from mlhub_sync.config.sources import AzureSource
 from mlhub_sync.errors import CatalogError, SourceAuthError
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.retry import RetryPolicy
-from mlhub_sync.sources.azure import (
-    container_url,
-    list_blobs,
-    sas_signer,
-    sas_token,
-)
+from mlhub_sync.sources.azure import container_url, list_blobs, sas_signer
 from tests.support.azurite import Azurite, Blob, Container, account_sas, azurite
 from tests.support.server import TestServer
 
