@@ -20,7 +20,6 @@ per-request signing the transfer rules call.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import dataclasses
 import datetime as dt
@@ -234,7 +233,7 @@ def _md5_hex(value: str | None, name: str) -> str | None:
     if not value:
         return None
     try:
-        digest = base64.b64decode(value, validate=True)
+        digest = binascii.a2b_base64(value, strict_mode=True)
     except (binascii.Error, ValueError):
         digest = b""
     if len(digest) != 16:
