@@ -8,6 +8,7 @@ and the new archive: a failure anywhere leaves the previous archive, catalog and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -89,6 +90,8 @@ class CatalogStatus:
     unreadable: tuple[tuple[str, str], ...] = ()  # (href, why) of the first ones
     bundled: int = 0  # assets whose file the archive bundles
     changes: ItemChanges | None = None  # what a re-index found added, changed, removed
+    unmatched_keys: int | None = None  # a flat tree's keys that no template reads (else None)
+    unmatched_sample: tuple[str, ...] = ()  # the first of them
 
 
 def refresh_catalog(
@@ -122,7 +125,7 @@ def refresh_catalog(
         try:
             snapshot = source.snapshot(context)  # a damaged download surfaces here too
             if isinstance(snapshot, CrawledCatalog):
-                return _reindex(
+                status = _reindex(
                     config,
                     db,
                     snapshot.documents,
@@ -131,6 +134,13 @@ def refresh_catalog(
                     meta={"indexed_digest": None},
                     unreadable=snapshot.unreadable,
                     own_paths=snapshot.asset_paths,
+                )
+                if snapshot.unmatched is None:
+                    return status
+                return dataclasses.replace(
+                    status,
+                    unmatched_keys=snapshot.unmatched.count,
+                    unmatched_sample=tuple(snapshot.unmatched.shown),
                 )
             return _refresh_archive(config, db, snapshot, reporter, limits)
         except DamagedArchiveError as exc:
