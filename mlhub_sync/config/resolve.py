@@ -25,7 +25,14 @@ from mlhub_sync.config.models import (
     SyncSpec,
     Timeouts,
 )
-from mlhub_sync.config.sources import ArchiveSource, MlhubSource, StacApiSource, StacSource
+from mlhub_sync.config.sources import (
+    ArchiveSource,
+    AzureSource,
+    MlhubSource,
+    S3Source,
+    StacApiSource,
+    StacSource,
+)
 from mlhub_sync.errors import SpecError, SpecIssue
 from mlhub_sync.net.retry import RetryPolicy
 from mlhub_sync.net.settings import NetSettings
@@ -52,7 +59,7 @@ class DatasetConfig:
     index: int
     output_dir: Path
     asset_output_dir: Path
-    source: MlhubSource | ArchiveSource | StacSource | StacApiSource
+    source: MlhubSource | ArchiveSource | StacSource | StacApiSource | S3Source | AzureSource
     workers: int
     checksum: str
     catalog_only: bool
@@ -149,6 +156,10 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
     source = pick("source") or MlhubSource()
     if isinstance(source, ArchiveSource | StacSource) and source.path is not None:
         source = source.model_copy(update={"path": str(_absolute(source.path, base))})
+    sidecar = source.sidecar if isinstance(source, S3Source | AzureSource) else None
+    if sidecar is not None and sidecar.path is not None:  # relative to the spec's folder
+        sidecar = sidecar.model_copy(update={"path": str(_absolute(sidecar.path, base))})
+        source = source.model_copy(update={"sidecar": sidecar})
     output_dir = _absolute(pick("output_dir") or ".", base)
     asset_root = pick("asset_output_dir")
     spatial = entry if entry.bbox is not None or entry.intersects is not None else defaults
