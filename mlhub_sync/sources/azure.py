@@ -35,6 +35,7 @@ from mlhub_sync.errors import CatalogError, SourceAuthError
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.redact import redact_url
 from mlhub_sync.sources.base import CrawledCatalog, SourceContext
+from mlhub_sync.sources.flat import flat_snapshot
 from mlhub_sync.sources.listing import ListedObject
 
 log = logging.getLogger(__name__)
@@ -292,7 +293,4 @@ class AzureCatalog:
 
     def snapshot(self, ctx: SourceContext) -> CrawledCatalog:
         """The listing mapped to pseudo-items by the flat-tree core."""
-        # until the flat-tree core (i13-s3) is merged here
-        from mlhub_sync.sources.flat import flat_snapshot  # type: ignore[import-not-found]  # noqa: PLC0415
-
-        return flat_snapshot(self.spec, self.lister(ctx), ctx)  # type: ignore[no-any-return]
+        return flat_snapshot(self.spec, self.lister(ctx), ctx)

@@ -102,8 +102,13 @@ class MotoS3:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 err = (self.folder / "moto.log").read_text(errors="replace")
-                raise RuntimeError(f"moto_server exited with {self._proc.returncode}: {err[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                raise RuntimeError(
+                    f"moto_server exited with {self._proc.returncode}: {err[-2000:]}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
                 return
             time.sleep(0.05)  # a readiness poll: it ends on the event, not on a guess
         raise RuntimeError(f"moto_server did not listen on {self.url} within {within} s")
@@ -265,7 +270,11 @@ class SourceCoopFront:
         finally:
             conn.close()
         if fault == "corrupt" and body:
-            body = body[: len(body) // 2] + bytes([body[len(body) // 2] ^ 0xFF]) + body[len(body) // 2 + 1 :]
+            body = (
+                body[: len(body) // 2]
+                + bytes([body[len(body) // 2] ^ 0xFF])
+                + body[len(body) // 2 + 1 :]
+            )
         return _send(handler, upstream.status, headers, body, head=handler.command == "HEAD")
 
 
