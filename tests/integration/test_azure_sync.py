@@ -138,7 +138,7 @@ def test_the_example_spec_syncs_the_tree_torchgeo_opens(examples: Path, service:
     spec_path.write_text(yaml.safe_dump(spec, sort_keys=False))
     result = run_cli("apply", spec_path, cwd=examples)
     assert result.code == 0, result.stderr
-    root = examples / "data/cloud_cover/train"  # CloudCoverDetection(root)/train
+    root = examples / "data/out-cloud-cover/train"  # CloudCoverDetection(root)/train
     for chip in CHIPS:
         for b in BANDS:
             assert (root / f"train_features/{chip}/{b}.tif").read_bytes() == band(chip, b)
