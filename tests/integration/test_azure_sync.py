@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 import pytest
 import yaml
@@ -19,7 +20,7 @@ from mlhub_sync.config.sources import AzureSource
 from mlhub_sync.sources import registry
 from mlhub_sync.sources.azure import AzureCatalog
 from tests.conftest import run_cli
-from tests.support.azurite import Azurite, Blob, Container, azurite
+from tests.support.azurite import Azurite, Blob, Container, account_sas, azurite
 from tests.support.sql import query
 
 CHIPS = ("adwp", "adwu", "adxp")
@@ -50,7 +51,9 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     blobs = tree(CLOUD) | tree("flat")
     blobs["bad/train_features/adwp/B02.tif"] = Blob(b"good bytes", md5="AAAAAAAAAAAAAAAAAAAAAA==")
     blobs["bad/train_features/adwp/B03.tif"] = Blob(b"fine")
-    with azurite(tmp_path_factory.mktemp("azurite"), [Container("mlhub", True, blobs)]) as running:
+    private = {f"locked/{k.removeprefix('flat/')}": b for k, b in tree("flat").items()}
+    containers = [Container("mlhub", True, blobs), Container("private", False, private)]
+    with azurite(tmp_path_factory.mktemp("azurite"), containers) as running:
         yield running
 
 
@@ -71,14 +74,16 @@ def azure_wired(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(refresh, "source_for", source_for)
 
 
-def write_spec(path: Path, service: Azurite, prefix: str, **source: Any) -> Path:
+def write_spec(
+    path: Path, service: Azurite, prefix: str, container: str = "mlhub", **source: Any
+) -> Path:
     spec = {
         "defaults": {"output_dir": "./out", "retry": {"max_retries": 1, "backoff": 0.01}},
         "datasets": [
             {
                 "id": "clouds",
                 "source": {
-                    "type": "azure", "account": "devstoreaccount1", "container": "mlhub",
+                    "type": "azure", "account": "devstoreaccount1", "container": container,
                     "endpoint": service.endpoint, "prefix": prefix,
                     "template": TEMPLATES,
                     **source,
@@ -144,3 +149,29 @@ def test_the_example_spec_syncs_the_tree_torchgeo_opens(examples: Path, service:
             assert (root / f"train_features/{chip}/{b}.tif").read_bytes() == band(chip, b)
         assert (root / f"train_labels/{chip}.tif").read_bytes() == band(chip, "label")
     assert (root / "train_metadata.csv").read_text().startswith("chip_id,location,datetime")
+
+
+def test_a_sas_token_lists_a_private_container_and_is_in_no_file_or_output(
+    tmp_path: Path, service: Azurite
+) -> None:
+    token = account_sas("rl")
+    signature = unquote(dict(p.split("=", 1) for p in token.split("&"))["sig"])
+    spec = write_spec(tmp_path / "spec.yaml", service, "locked/", container="private")
+    env = {"AZURE_STORAGE_SAS_TOKEN": token}
+    result = run_cli("plan", spec, "--json", "-vv", cwd=tmp_path, env=env)
+    assert result.code == 0, result.stderr
+    planned = result.json()["datasets"][0]
+    assert planned["pending"] == len(CHIPS) * (len(BANDS) + 1)  # the csv matches no template
+    listed = [t for m, t, _ in service.requests() if "comp=list" in t and "prefix=locked" in t]
+    assert listed and all("sig=" in t for t in listed)  # the listing was signed
+    # downloads from a private container need the transfer signer (i13-access): until it is
+    # merged they fail with 403, which puts their URLs in the error report; either way no
+    # output and no file may hold the signature
+    applied = run_cli("apply", spec, "-vv", cwd=tmp_path, env=env)
+    for text in (result.stdout, result.stderr, applied.stdout, applied.stderr):
+        assert signature not in text and quote(signature, safe="") not in text
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert signature.encode() not in data, path
+            assert quote(signature, safe="").encode() not in data, path
