@@ -15,8 +15,8 @@ collection (its extent theirs). An Item's ``properties`` are its template fields
 null; its geometry and bbox the sidecar's. Each asset is ``{href, file:size, mlhub:etag}``
 (``file:checksum`` only where the store vouches for an MD5: an S3 ETag is no checksum, the
 transfer's ``s3-etag`` rung judges it on the GET), and with ``layout: mirror`` its
-``mlhub:path``: the key itself, each segment made safe as the layout makes ids
-(:func:`mirror_path`), so the tree on disk is the store's.
+``mlhub:path``: the key itself, which the indexer makes a safe path segment by segment
+(``selection.layout.mirror_relpath``), so the tree on disk is the store's.
 
 A sidecar given by ``key`` is a file of the store: it is also synced, as an asset of the
 default collection (torchgeo's loaders read ``{split}_metadata.csv`` beside the images), and
@@ -62,22 +62,19 @@ def default_match(key: str, collection: str) -> KeyMatch:
     return KeyMatch(collection=collection, item=folder or stem, asset=stem)
 
 
+def dot_segments(key: str) -> bool:
+    """Whether ``key`` has a ``.`` or ``..`` segment: its URL cannot be fetched as is (libcurl
+    and most HTTP clients remove dot segments, ``%2E`` ones too, and would GET another key),
+    so it is counted with the keys no template reads rather than synced."""
+    return any(segment in (".", "..") for segment in key.split("/"))
+
+
 def read_key(templates: tuple[Template, ...] | None, key: str, collection: str) -> KeyMatch | None:
     """The reading of ``key`` (pure): the first template that matches, or the default rule
     when there are no templates; ``None`` when templates are given and none matches."""
     if templates is None:
         return default_match(key, collection)
     return match_key(templates, key, collection)
-
-
-def mirror_path(key: str) -> str:
-    """Where ``layout: mirror`` puts ``key``: its own ``/``-separated path, each segment one
-    safe component (``..`` and empty segments become ``_``s, separators and controls in a name
-    are replaced, over-long names shortened with a hash), the first never one of the tool's
-    own names at the top of the dataset folder (:func:`collection_dir`). Pure and total, and
-    never outside the folder it is relative to."""
-    parts = key.split("/")
-    return "/".join([collection_dir(parts[0]), *(safe_component(p) for p in parts[1:])])
 
 
 def item_place(collection: str, item: str) -> str:
@@ -109,7 +106,7 @@ def asset_entry(row: KeyRow, mirror: bool) -> dict[str, Any]:
     if row.etag:
         entry["mlhub:etag"] = row.etag
     if mirror:
-        entry["mlhub:path"] = mirror_path(row.key)
+        entry["mlhub:path"] = row.key  # the indexer makes it a safe path (mirror_relpath)
     return entry
 
 
@@ -243,7 +240,7 @@ def flat_documents(
                 if obj.key == sidecar_key:
                     sidecar_object = obj
                     continue
-                found = read_key(templates, obj.key, collection)
+                found = None if dot_segments(obj.key) else read_key(templates, obj.key, collection)
                 if found is None:
                     unmatched.add(obj.key)
                     continue

@@ -126,9 +126,16 @@ class MotoS3:
         self._log.close()
 
     def _request(self, method: str, path: str, body: bytes = b"") -> int:
+        # moto checks no signature, but only a request that looks signed may write a public
+        # bucket's keys (anonymous writes are refused, as on S3)
+        signed = "AWS4-HMAC-SHA256 Credential=AKIDTESTS/20260101/us-east-1/s3/aws4_request, "
+        headers = {
+            "User-Agent": "tests",
+            "Authorization": signed + "SignedHeaders=host, Signature=0",
+        }
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request(method, path, body=body, headers={"User-Agent": "tests"})
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             return response.status
@@ -153,8 +160,13 @@ class Request:
     method: str
     path: str
     query: dict[str, str]
-    user_agent: str | None
+    headers: dict[str, str]  # names lower-cased
     status: int
+
+    @property
+    def user_agent(self) -> str | None:
+        """The request's User-Agent, if it sent one."""
+        return self.headers.get("user-agent")
 
 
 class SourceCoopFront:
@@ -228,7 +240,8 @@ class SourceCoopFront:
                 fault = queue.popleft()
         status = self._respond(handler, parts.path, query, agent, fault)
         with self._lock:
-            self.requests.append(Request(handler.command, path, query, agent, status))
+            headers = {name.lower(): value for name, value in handler.headers.items()}
+            self.requests.append(Request(handler.command, path, query, headers, status))
 
     def _respond(
         self,
