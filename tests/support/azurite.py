@@ -145,7 +145,7 @@ class Azurite:
         access log: a last request (a marker) is made and waited for, so the log holds every
         request answered before this call."""
         assert self.access_log is not None
-        marker = f"log-marker-{time.monotonic_ns()}"
+        marker = f"{_MARKER}{time.monotonic_ns()}"
         self.request("GET", marker, signed=False)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -155,11 +155,11 @@ class Azurite:
             time.sleep(0.01)  # a readiness poll: it ends when the marker's line is written
         else:
             raise RuntimeError("Azurite's access log did not show the marker request")
-        found = []
-        for method, target, status in _ACCESS.findall(text):
-            if marker not in target:
-                found.append((method, target, int(status)))
-        return found
+        return [
+            (method, target, int(status))
+            for method, target, status in _ACCESS.findall(text)
+            if _MARKER not in target  # this call's marker, and earlier calls'
+        ]
 
     def close(self) -> None:
         """Close every connection the client opened (on any thread)."""
@@ -294,6 +294,7 @@ def azurite(folder: Path, preload: Sequence[Container] = ()) -> Iterator[Azurite
             proc.stderr.close()
 
 
+_MARKER = "log-marker-"
 _ACCESS = re.compile(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3})')
 
 
