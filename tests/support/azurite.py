@@ -24,6 +24,7 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -121,8 +122,9 @@ class Azurite:
     """A running emulator: its endpoint (``http://127.0.0.1:PORT/devstoreaccount1``) and a
     client that creates containers and uploads blobs with an account SAS."""
 
-    def __init__(self, port: int, access_log: Path | None = None):
+    def __init__(self, port: int, access_log: Path | None = None, pid: int | None = None):
         self.port = port
+        self.pid = pid  # the emulator's process (a test may SIGSTOP it to freeze a run)
         self.access_log = access_log
         self.endpoint = f"http://127.0.0.1:{port}/{ACCOUNT}"
         self.sas = account_sas()
@@ -278,12 +280,13 @@ def azurite(folder: Path, preload: Sequence[Container] = ()) -> Iterator[Azurite
     log.close()  # the child has its own descriptor
     try:
         _wait_until_listening(port, proc)
-        client = Azurite(port, access_log)
+        client = Azurite(port, access_log, proc.pid)
         try:
             yield client
         finally:
             client.close()
     finally:
+        proc.send_signal(signal.SIGCONT)  # a test that froze it may have failed before resuming
         proc.terminate()
         try:
             proc.wait(timeout=10)
