@@ -11,11 +11,12 @@ carry no ``Content-MD5`` (``ObjectMeta``: path, size, last_modified, e_tag, vers
 that MD5 is the only checksum Azure offers before a download (benchmarks/RESULTS.md).
 
 Access is anonymous (a public container) or a SAS token (``sas_token``, else
-``$AZURE_STORAGE_SAS_TOKEN``). The token is added to a request's query as it is made and
-nowhere else: listed URLs stay unsigned (they are what the index, the state db and the lock
-record), the listing's errors name the container URL without it, and its value is one of the
-secrets the run's :class:`Http` scrubs. Asset downloads get it from :func:`sas_signer`, the
-per-request signing the transfer rules call.
+``$AZURE_STORAGE_SAS_TOKEN``: :func:`~mlhub_sync.config.credentials.resolve_sas_token`). The
+token is added to a request's query as it is made and nowhere else: listed URLs stay unsigned
+(they are what the index, the state db and the lock record), the listing's errors name the
+container URL without it, and its value is one of the secrets the run's :class:`Http`
+scrubs. Asset downloads need it added per request too, by the transfer's signer
+(:func:`sas_signer` says what that signature is).
 """
 
 from __future__ import annotations
@@ -68,9 +69,9 @@ def sign(url: str, token: str) -> str:
 
 
 def sas_signer(spec: AzureSource, environ: Mapping[str, str]) -> Callable[[str], str] | None:
-    """What the transfer rules call for each asset request: a URL under this source's
-    container, signed with its SAS token; any other URL unchanged, so the token never goes to
-    another host. ``None`` when access is anonymous (nothing to sign)."""
+    """The signature of an asset request: a URL under this source's container with its SAS
+    token added; any other URL unchanged, so the token never goes to another host (or to
+    another container of the same host). ``None`` when access is anonymous."""
     token = resolve_sas_token(spec, environ)
     if token is None:
         return None
@@ -130,7 +131,9 @@ def list_blobs(
 
 
 def _signature(sas: str) -> list[str]:
-    return [v for k, v in parse_qsl(sas, keep_blank_values=True) if k == "sig" and v]
+    """The token's signature, decoded and as it is written in a URL (secrets to scrub)."""
+    found = [v for k, v in parse_qsl(sas, keep_blank_values=True) if k == "sig" and v]
+    return found + [quote(v, safe="") for v in found]
 
 
 def _fetch(http: Http, container: str, params: Mapping[str, str], sas: str | None) -> bytes:
