@@ -46,16 +46,9 @@ API_VERSION = "2021-08-06"  # x-ms-version: a version every Azure and Azurite se
 MAX_PAGE_BYTES = 64 * 2**20  # a full page is ~3 MiB (about 640 bytes a blob)
 
 
-def endpoint_of(spec: AzureSource) -> str:
-    """The blob service's URL, without a trailing ``/``: ``endpoint``, else the account's
-    public one. An emulator's path-style endpoint names the account in its path
-    (``http://127.0.0.1:10000/devstoreaccount1``)."""
-    return (spec.endpoint or f"https://{spec.account}.blob.core.windows.net").rstrip("/")
-
-
 def container_url(spec: AzureSource) -> str:
-    """The container's URL (unsigned)."""
-    return f"{endpoint_of(spec)}/{quote(spec.container, safe='')}"
+    """The container's URL (unsigned; :attr:`AzureSource.container_url`)."""
+    return spec.container_url
 
 
 def blob_url(container: str, name: str) -> str:
@@ -64,8 +57,10 @@ def blob_url(container: str, name: str) -> str:
 
 
 def sign(url: str, token: str) -> str:
-    """``url`` with the SAS ``token`` added to its query."""
-    return f"{url}{'&' if '?' in url else '?'}{token}"
+    """``url`` with the SAS ``token`` added to its query (before a ``#fragment``: a listed
+    href carries its ETag as ``#etag=...``)."""
+    base, hash_, fragment = url.partition("#")
+    return f"{base}{'&' if '?' in base else '?'}{token}{hash_}{fragment}"
 
 
 def sas_signer(spec: AzureSource, environ: Mapping[str, str]) -> Callable[[str], str] | None:

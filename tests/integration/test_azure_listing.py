@@ -108,6 +108,8 @@ def test_a_sas_token_lists_a_private_container_and_appears_in_nothing_returned(
     signer = sas_signer(source, {})
     assert signer is not None
     assert requests.get(signer(listed[0].url), timeout=5).content == b"private a"
+    versioned = signer(listed[0].url + "#etag=0x1")  # the index's href carries its ETag
+    assert versioned.endswith("#etag=0x1") and "&sig=" in versioned.split("#")[0]
     other = "https://elsewhere.example/private/secret/a.tif"
     assert signer(other) == other  # the token goes to this container only
 
