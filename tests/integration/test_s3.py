@@ -6,6 +6,7 @@ mirror layout's tree, and the synced catalog as pystac opens it."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 from collections.abc import Iterator
@@ -118,6 +119,17 @@ def data_files(folder: Path) -> set[str]:
     }
 
 
+def _bare_listing_status(front: SourceCoopFront) -> int:
+    host, port = front.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.putrequest("GET", "/radiantearth?list-type=2&prefix=cc/", skip_accept_encoding=True)
+        conn.endheaders()
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
 def test_a_listing_over_pages_syncs_what_the_sidecar_filters_select(
     tmp_path: Path, cli: Any, store: tuple[MotoS3, SourceCoopFront]
 ) -> None:
@@ -138,6 +150,7 @@ def test_a_listing_over_pages_syncs_what_the_sidecar_filters_select(
     pages = front.listings()[before:]
     assert len(pages) == 3  # 2,602 keys at 1,000 a page
     assert all(p.user_agent and p.query["max-keys"] == "1000" for p in pages)
+    assert _bare_listing_status(front) == 403  # which a request without one would get
     out = tmp_path / "out" / "cloud"
     expected = {
         f"cloud/c{i:04}/{asset}.tif" for i in range(3) for asset in ("B02", "B03", f"c{i:04}")
@@ -179,10 +192,14 @@ def test_the_plan_lists_keys_no_template_reads(
 ) -> None:
     _, front = store
     spec = write_spec(
-        tmp_path / "spec.yaml", front, "unmatched/", source={"template": "{item}/{asset}.tif"}
+        tmp_path / "spec.yaml",
+        front,
+        "unmatched/",
+        source={"template": "{item}/{asset}.tif", "requester_pays": True},
     )
     result = cli("plan", spec)
     assert result.code == ExitCode.OK, result.stderr
+    assert front.listings()[-1].headers["x-amz-request-payer"] == "requester"
     assert "1 key matches no template (not synced)" in result.stdout
     assert "    notes.txt" in result.stdout
 
@@ -264,20 +281,6 @@ def test_the_mirror_layout_writes_the_stores_tree_and_nothing_outside(
     assert json.loads((out / "catalog.json").read_text())["type"] == "Catalog"
     assert not canary.exists()
     assert sorted(os.listdir(tmp_path / "out")) == ["tree"]
-
-
-def test_the_front_refuses_a_request_without_a_user_agent(
-    store: tuple[MotoS3, SourceCoopFront],
-) -> None:
-    import http.client  # noqa: PLC0415
-
-    _, front = store
-    host, port = front.url.removeprefix("http://").split(":")
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    conn.putrequest("GET", "/radiantearth?list-type=2&prefix=rerun/", skip_accept_encoding=True)
-    conn.endheaders()
-    assert conn.getresponse().status == 403
-    conn.close()
 
 
 def test_the_source_cooperative_example_syncs_the_tree_torchgeo_opens(
