@@ -6,7 +6,8 @@
   catalog and listing requests, asset transfers to the same origin get them through the
   signer; no other host ever does.
 - :func:`transfer_signer`: the :class:`~mlhub_sync.net.signing.Signer` of a run's asset
-  transfers: the headers, and ``sign: planetary-computer`` tokens (``net/planetary.py``).
+  transfers: the headers, ``sign: planetary-computer`` tokens (``net/planetary.py``) and an
+  ``azure`` source's SAS token (for its own container's URLs only).
 - :func:`access_secrets`: every secret value among them (header values, the Planetary
   Computer subscription key), for redaction in logs, errors and reports.
 """
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
-from mlhub_sync.config.credentials import resolve_root_url
+from mlhub_sync.config.credentials import resolve_root_url, resolve_sas_token
 from mlhub_sync.config.sources import AzureSource, MlhubSource, S3Source
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.planetary import PlanetaryComputer
-from mlhub_sync.net.signing import Signer, SourceHeaders, chain
+from mlhub_sync.net.signing import SasSigner, Signer, SourceHeaders, chain
 
 
 def source_urls(source: Any, environ: Mapping[str, str]) -> list[str]:
@@ -46,7 +48,10 @@ def transfer_signer(source: Any, http: Http, environ: Mapping[str, str]) -> Sign
     """The signer of the run's asset transfers (``None``: nothing to sign). Built once per
     run: its token cache is shared by every transfer."""
     tokens = PlanetaryComputer(http, environ) if source.sign == "planetary-computer" else None
-    return chain(tokens, source_headers(source, environ))
+    sas = None
+    if isinstance(source, AzureSource) and (token := resolve_sas_token(source, environ)):
+        sas = SasSigner(token, (source.container_url + "/",))  # its container only
+    return chain(tokens, sas, source_headers(source, environ))
 
 
 def access_secrets(source: Any, environ: Mapping[str, str]) -> list[str]:
@@ -57,4 +62,7 @@ def access_secrets(source: Any, environ: Mapping[str, str]) -> list[str]:
         found += [text, text.split()[-1]] if text.strip() else []  # `Bearer <token>`: both
     if source.sign == "planetary-computer":
         found.append(environ.get("PC_SDK_SUBSCRIPTION_KEY", ""))
+    if isinstance(source, AzureSource) and (token := resolve_sas_token(source, environ)):
+        found.append(token)
+        found += [v for k, v in parse_qsl(token) if k == "sig"]
     return list(dict.fromkeys(value for value in found if value))

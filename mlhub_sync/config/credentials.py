@@ -1,4 +1,5 @@
-"""API root and key resolution, as the original radiant-mlhub client did it.
+"""API root and key resolution, as the original radiant-mlhub client did it; an Azure SAS
+token's lookup and checks (:func:`resolve_sas_token`).
 
 Key, first match wins: the spec's ``api_key``, ``$MLHUB_API_KEY``, the spec's ``profile``,
 ``$MLHUB_PROFILE``, the ``[default]`` profile; profiles are sections of the INI file
@@ -10,11 +11,15 @@ means no key (a self-hosted mirror may not want one).
 from __future__ import annotations
 
 import configparser
+import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote, unquote, urlencode
 
-from mlhub_sync.config.sources import DEFAULT_ROOT_URL, MlhubSource
-from mlhub_sync.errors import SpecError, SpecIssue
+from mlhub_sync.config.sources import DEFAULT_ROOT_URL, AzureSource, MlhubSource
+from mlhub_sync.errors import CatalogError, SpecError, SpecIssue
+
+SAS_ENV = "AZURE_STORAGE_SAS_TOKEN"
 
 
 def profiles_path(environ: Mapping[str, str]) -> Path:
@@ -56,3 +61,45 @@ def resolve_api_key(source: MlhubSource, environ: Mapping[str, str]) -> str | No
             hint=f"add a [{profile}] section with api_key = ... to {path}, or set MLHUB_API_KEY",
         )
     return None
+
+
+def resolve_sas_token(spec: AzureSource, environ: Mapping[str, str]) -> str | None:
+    """The SAS token to use (``sas_token``, else ``$AZURE_STORAGE_SAS_TOKEN``) as a query
+    string, each value percent-encoded once; ``None`` for anonymous access.
+
+    Refused with a :class:`CatalogError` naming the field (never the value): a token with no
+    signature (``sig``), and one whose expiry (``se``) has passed.
+    """
+    secret = spec.sas_token.get_secret_value() if spec.sas_token is not None else None
+    where = "source.sas_token" if secret else f"${SAS_ENV}"
+    token = (secret or environ.get(SAS_ENV) or "").strip().lstrip("?")
+    if not token:
+        return None
+    pairs = [(unquote(k), unquote(v)) for k, _, v in (p.partition("=") for p in token.split("&"))]
+    fields = dict(pairs)
+    if not fields.get("sig"):
+        raise CatalogError(
+            "the SAS token has no signature (sig=)",
+            subject=where,
+            hint="give the whole token as the portal or `az storage container generate-sas` "
+            "prints it (sv=...&sp=...&se=...&sig=...), without the URL before the `?`",
+        )
+    expiry = _instant(fields.get("se", ""))
+    if expiry is not None and expiry <= dt.datetime.now(dt.UTC):
+        raise CatalogError(
+            f"the SAS token expired at {fields['se']}",
+            subject=where,
+            hint="make a new token with read (r) and list (l) permissions",
+        )
+    # one spelling from here on: each value percent-encoded once (a `+` pasted raw in the
+    # signature stays a `+`, not the space a query's `+` would mean)
+    return urlencode([(k, v) for k, v in pairs if k], quote_via=quote, safe="")
+
+
+def _instant(text: str) -> dt.datetime | None:
+    """An ISO 8601 instant (a SAS's ``se``, UTC when it names no zone), else ``None``."""
+    try:
+        value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

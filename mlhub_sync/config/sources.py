@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
+from urllib.parse import quote
 
 from pydantic import (
     BeforeValidator,
@@ -254,6 +255,14 @@ class AzureSource(_FlatTree):
     )
 
     _check_endpoint = field_validator("endpoint")(lambda v: v if v is None else _http_url(v))
+
+    @property
+    def container_url(self) -> str:
+        """The container's URL, unsigned: ``endpoint`` (else the account's public one, an
+        emulator's path-style ``http://127.0.0.1:10000/devstoreaccount1``) and the container.
+        Listing, asset hrefs and the transfer signer's prefix all start with it."""
+        endpoint = self.endpoint or f"https://{self.account}.blob.core.windows.net"
+        return f"{endpoint.rstrip('/')}/{quote(self.container, safe='')}"
 
 
 def _default_source_type(value: Any) -> Any:

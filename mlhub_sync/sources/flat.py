@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,8 @@ from mlhub_sync.stac.document import Document
 from mlhub_sync.state.keys import Group, KeyRow, KeyTable
 
 log = logging.getLogger(__name__)
+
+Signing = Callable[[str], str]  # an object's URL -> the URL to GET it with
 
 STAC_VERSION = "1.0.0"
 FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
@@ -213,7 +215,12 @@ def collection_document(
 
 
 def flat_documents(
-    spec: FlatSource, lister: Lister, ctx: SourceContext, staging: Path, unmatched: Unmatched
+    spec: FlatSource,
+    lister: Lister,
+    ctx: SourceContext,
+    staging: Path,
+    unmatched: Unmatched,
+    sign: Signing | None = None,
 ) -> Iterator[Document]:
     """List the tree, read every key through the templates, and stage and yield its
     documents (see the module docstring)."""
@@ -257,7 +264,7 @@ def flat_documents(
                 ctx.dataset_id, unmatched.count, ", ".join(unmatched.shown[:3]),
             )  # fmt: skip
         if spec.sidecar is not None:
-            data, name = _sidecar_bytes(spec, sidecar_object, ctx)
+            data, name = _sidecar_bytes(spec, sidecar_object, ctx, sign)
             table.add_sidecar(parse_sidecar(data, spec.sidecar, name))
         yield from _grouped(table, spec, ctx, staging, collection, sidecar_object, mirror)
 
@@ -309,7 +316,7 @@ def _grouped(
 
 
 def _sidecar_bytes(
-    spec: FlatSource, listed: ListedObject | None, ctx: SourceContext
+    spec: FlatSource, listed: ListedObject | None, ctx: SourceContext, sign: Signing | None
 ) -> tuple[bytes, str]:
     sidecar = spec.sidecar
     assert sidecar is not None
@@ -329,29 +336,42 @@ def _sidecar_bytes(
             subject=origin(spec),
             hint="sidecar.key is relative to the source's prefix; check it against the keys",
         )
-    reply = ctx.http.get(listed.url, what="sidecar", max_bytes=MAX_SIDECAR_BYTES)
+    url = sign(listed.url) if sign is not None else listed.url
+    reply = ctx.http.get(url, what="sidecar", max_bytes=MAX_SIDECAR_BYTES)
     return reply.content, redact_url(listed.url)
 
 
 class _Snapshot:
     """Keeps the arguments of :func:`flat_snapshot` for its documents callable."""
 
-    def __init__(self, spec: FlatSource, lister: Lister, ctx: SourceContext, unmatched: Unmatched):
+    def __init__(
+        self,
+        spec: FlatSource,
+        lister: Lister,
+        ctx: SourceContext,
+        unmatched: Unmatched,
+        sign: Signing | None,
+    ):
         self.spec, self.lister, self.ctx, self.unmatched = spec, lister, ctx, unmatched
+        self.sign = sign
 
     def __call__(self, staging: Path) -> Iterator[Document]:
-        return flat_documents(self.spec, self.lister, self.ctx, staging, self.unmatched)
+        return flat_documents(self.spec, self.lister, self.ctx, staging, self.unmatched, self.sign)
 
 
 def flat_snapshot(
-    spec: S3Source | AzureSource, lister: Lister, ctx: SourceContext
+    spec: S3Source | AzureSource,
+    lister: Lister,
+    ctx: SourceContext,
+    sign: Signing | None = None,
 ) -> CrawledCatalog:
     """The snapshot of a flat tree: its documents made as the listing streams (see the
     module docstring), its unmatched keys counted, its assets placed by ``mlhub:path`` when
-    the layout is ``mirror``."""
+    the layout is ``mirror``. ``sign`` signs the source's own reads of its objects (the
+    sidecar): a private container's SAS."""
     unmatched = Unmatched()
     return CrawledCatalog(
-        documents=_Snapshot(spec, lister, ctx, unmatched),
+        documents=_Snapshot(spec, lister, ctx, unmatched, sign),
         allow_file_hrefs=False,  # a store on the network never names local files
         unmatched=unmatched,
         asset_paths=spec.layout == "mirror",

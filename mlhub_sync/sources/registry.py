@@ -10,8 +10,8 @@ from mlhub_sync.config.sources import (
     StacApiSource,
     StacSource,
 )
-from mlhub_sync.errors import CatalogError
 from mlhub_sync.sources.archive import ArchiveCatalog
+from mlhub_sync.sources.azure import AzureCatalog
 from mlhub_sync.sources.base import Source
 from mlhub_sync.sources.mlhub import MlhubCatalog
 from mlhub_sync.sources.s3 import S3Catalog
@@ -31,10 +31,6 @@ def source_for(spec: SourceSpec) -> Source:
         return StacApiCatalog(spec)
     if isinstance(spec, S3Source):
         return S3Catalog(spec)
-    if isinstance(spec, AzureSource):  # sources/azure.py (its own branch) serves these
-        raise CatalogError(
-            "the azure source is not available in this build",
-            subject=f"azure://{spec.account}/{spec.container}/{spec.prefix}",
-            hint="use an s3 source (Source Cooperative) for the same files meanwhile",
-        )
+    if isinstance(spec, AzureSource):
+        return AzureCatalog(spec)
     return StaticCatalog(spec)
