@@ -63,8 +63,9 @@ def _lines(text: str) -> str:
 
 
 def plan_line(p: DatasetPlan) -> str:
-    """One line per dataset: what apply would do."""
-    return _lines(_plan_line(p))
+    """One line per dataset: what apply would do (and, below it, where a source came from)."""
+    via = p.config.resolved_via
+    return _lines(_plan_line(p) + (f"\n  resolved via {via}" if via else ""))
 
 
 def _plan_line(p: DatasetPlan) -> str:
@@ -88,6 +89,8 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
     for p in plans:
         cfg, sel = p.config, p.selection
         out.append(f"{cfg.label} -> {cfg.dataset_dir}")
+        if cfg.resolved_via:
+            out.append(f"  resolved via {cfg.resolved_via}")
         if cfg.asset_dir != cfg.dataset_dir:
             out.append(f"  assets -> {cfg.asset_dir}")
         state = "rebuilt" if p.catalog.reindexed else "up to date"
@@ -183,6 +186,7 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
         "dataset_dir": str(cfg.dataset_dir),
         "asset_dir": str(cfg.asset_dir),
         "catalog_only": cfg.catalog_only,
+        "resolved_via": cfg.resolved_via,
         "catalog": {
             "reindexed": p.catalog.reindexed,
             "items": p.catalog.items,
@@ -325,6 +329,8 @@ def status_text(statuses: Sequence[DatasetStatus]) -> str:
         )
         keep = p.plan.tally(Action.KEEP)
         out.append(f"{cfg.label} -> {cfg.dataset_dir}")
+        if cfg.resolved_via:
+            out.append(f"  resolved via {cfg.resolved_via}")
         out.append(
             f"  selected {count(p.selection.selected, 'file')}; in sync {keep.files} "
             f"({human_bytes(keep.bytes)}); last sync {when}"

@@ -15,6 +15,7 @@ from pydantic import (
 
 from mlhub_sync.config.diagnostics import issues_from
 from mlhub_sync.config.filter_settings import DatetimeRange, as_aware
+from mlhub_sync.config.homes import registry_source
 from mlhub_sync.config.loader import LoadedYaml, load_yaml
 from mlhub_sync.config.models import (
     ArchiveLimits,
@@ -25,7 +26,6 @@ from mlhub_sync.config.models import (
     SyncSpec,
     Timeouts,
 )
-from mlhub_sync.config.homes import registry_source
 from mlhub_sync.config.sources import (
     ArchiveSource,
     AzureSource,

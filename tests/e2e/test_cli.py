@@ -96,3 +96,14 @@ def test_progress_bars_on_a_terminal_and_plain_lines_elsewhere(
     assert "download assets: 1/1 files" in plain
     piped = cli("apply", spec)
     assert "%|" not in piped.stderr and "\x1b[" not in piped.stderr
+
+
+def test_datasets_command_lists_the_registry(tmp_path: Path) -> None:
+    result = run_cli_process("datasets", "--json", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    ids = [entry["id"] for entry in json.loads(result.stdout)["datasets"]]
+    assert {"nasa_marine_debris", "sen12floods", "ref_cloud_cover_detection_challenge_v1"} <= set(
+        ids
+    )
+    text = run_cli_process("datasets", cwd=tmp_path)
+    assert text.code == 0 and "nasa_marine_debris: Marine Debris Dataset" in text.stdout
