@@ -4,11 +4,17 @@ list; ``validate`` names the registry for a dataset that resolved through it."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
+from mlhub_sync.cli.render import plan_json, plan_line, plan_text
 from mlhub_sync.config.homes import HOMES_ENV, load_homes
+from mlhub_sync.config.resolve import load_spec
 from mlhub_sync.errors import ExitCode
+from mlhub_sync.net.client import Http
+from mlhub_sync.session import DatasetRun
+from tests.conftest import Hub
 
 KEYS = ["id", "aliases", "title", "doi", "citation", "license", "collections", "verified",
         "note", "where", "source", "mirrors"]  # fmt: skip
@@ -82,3 +88,18 @@ def test_validate_names_the_registry_for_a_dataset_without_a_source(
         "the registry: s3://radiantearth/agrifieldnet-competition/ on data.source.coop "
         "(the MLHub API shut down in 2023)"
     )
+
+
+def test_plan_says_once_per_dataset_where_the_registry_sent_it(tmp_path: Path, hub: Hub) -> None:
+    # A real plan of the tiny dataset, rendered as if its source came from the registry (the
+    # s3 and azure sources that registry entries name are not in this branch yet).
+    spec = hub.spec(tmp_path / "spec.yaml", [{"id": "tiny"}])
+    config = load_spec(spec, {"MLHUB_API_KEY": hub.api_key}).datasets[0]
+    via = "the registry: s3://b/p/ on data.source.coop (the MLHub API shut down in 2023)"
+    config = dataclasses.replace(config, resolved_via=via)
+    with DatasetRun(config, Http(), {"MLHUB_API_KEY": hub.api_key}) as run:
+        planned = run.plan()
+    line = f"  resolved via {via}"
+    assert plan_text([planned]).splitlines().count(line) == 1
+    assert plan_line(planned).splitlines()[1:] == [line]
+    assert plan_json([planned])["datasets"][0]["resolved_via"] == via
