@@ -1,6 +1,7 @@
 """The spec: YAML with positions (``loader``), pydantic models (``models``, ``sources``,
 ``filter_settings``), resolution into one :class:`~mlhub_sync.config.resolve.DatasetConfig` per
-dataset (``resolve``), pydantic errors as ``file:line`` diagnostics (``diagnostics``), and the
+dataset (``resolve``), the registry of where the MLHub datasets went (``homes``, data in
+``homes.yaml``), pydantic errors as ``file:line`` diagnostics (``diagnostics``), and the
 API key / root URL lookup (``credentials``).
 
 May import: ``errors``, ``net`` (the retry policy), ``selection`` (filter values).

@@ -36,7 +36,7 @@ ROOT_URL_ENV = "MLHUB_ROOT_URL"
 
 WHY = "the MLHub API shut down in 2023"
 
-Home_Source = Annotated[S3Source | AzureSource, Field(discriminator="type")]
+HomeSource = Annotated[S3Source | AzureSource, Field(discriminator="type")]
 
 
 class CollectionInfo(StrictModel):
@@ -57,8 +57,8 @@ class Home(StrictModel):
     collections: dict[str, CollectionInfo] = Field(default_factory=dict)
     verified: bool
     note: str | None = None
-    source: Home_Source
-    mirrors: list[Home_Source] = Field(default_factory=list)
+    source: HomeSource
+    mirrors: list[HomeSource] = Field(default_factory=list)
 
 
 class _File(StrictModel):
@@ -68,10 +68,12 @@ class _File(StrictModel):
 
 @dataclass(frozen=True)
 class Homes:
-    """The registry: entries in file order, and the file(s) they came from."""
+    """The registry: entries in file order ($MLHUB_SYNC_HOMES's first), the files read (the
+    packaged one last), and which file each entry came from."""
 
     entries: tuple[Home, ...]
     files: tuple[str, ...]
+    origin: Mapping[str, str]  # entry id -> its file
 
     def find(self, dataset_id: str) -> Home | None:
         """The entry for ``dataset_id`` (its legacy id or an alias), or ``None``."""
@@ -107,9 +109,12 @@ def load_homes(environ: Mapping[str, str]) -> Homes:
             hint=f"${HOMES_ENV} names a registry file (the format of mlhub_sync/config/homes.yaml)",
         ) from None
     own = parse_homes(text, str(path))
-    ids = {home.id for home in own.entries}
-    kept = tuple(home for home in homes.entries if home.id not in ids)
-    return Homes(entries=own.entries + kept, files=own.files + homes.files)
+    kept = tuple(home for home in homes.entries if home.id not in own.origin)
+    return Homes(
+        entries=own.entries + kept,
+        files=own.files + homes.files,
+        origin={**homes.origin, **own.origin},
+    )
 
 
 @functools.cache
@@ -127,7 +132,7 @@ def parse_homes(text: str, file: str) -> Homes:
     except ValidationError as exc:
         raise SpecError(issues_from(exc, loaded)) from None
     entries = tuple(home.model_copy(update={"id": key}) for key, home in parsed.datasets.items())
-    return Homes(entries=entries, files=(file,))
+    return Homes(entries=entries, files=(file,), origin=dict.fromkeys(parsed.datasets, file))
 
 
 def registry_source(
@@ -143,11 +148,8 @@ def registry_source(
     home = homes.find(dataset_id)
     if home is None:
         return MlhubSource(), None
-    named = f" ({homes.files[0]})" if len(homes.files) > 1 and home in _own(homes) else ""
+    # an entry of $MLHUB_SYNC_HOMES names its file: the packaged registry did not send it there
+    own = homes.origin[home.id]
+    named = f" ({own})" if own != homes.files[-1] else ""
     why = WHY if home.verified else f"{WHY}; the entry is unverified: see `mlhub-sync datasets`"
     return home.source, f"the registry{named}: {where(home.source)} ({why})"
-
-
-def _own(homes: Homes) -> tuple[Home, ...]:
-    packaged = _packaged().entries
-    return tuple(home for home in homes.entries if home not in packaged)

@@ -35,10 +35,15 @@ def test_every_entry_validates_and_every_template_compiles() -> None:
 
 
 def test_every_entry_cites_its_evidence_in_a_comment_above_it() -> None:
+    # an entry's block (entries of one family share one) starts with its evidence comment
     lines = PACKAGED.read_text(encoding="utf-8").splitlines()
     for home in load_homes({}).entries:
         at = lines.index(f"  {home.id}:")
-        assert lines[at - 1].lstrip().startswith("#"), f"{home.id} has no evidence comment"
+        block = []
+        while at > 0 and lines[at - 1].strip():
+            at -= 1
+            block.append(lines[at])
+        assert block and block[-1].lstrip().startswith("#"), f"{home.id} has no evidence comment"
 
 
 def test_ids_and_aliases_are_unique() -> None:
