@@ -1,6 +1,6 @@
 """The CLI as a real subprocess: the schema and datasets commands' output and exit code, and
-progress on a real terminal (a pseudo-terminal as the process's stderr) versus a pipe. The other CLI tests
-call ``mlhub_sync.cli.main`` in-process (tests/integration/test_cli.py)."""
+progress on a real terminal (a pseudo-terminal as the process's stderr) versus a pipe. The
+other CLI tests call ``mlhub_sync.cli.main`` in-process (tests/integration/test_cli.py)."""
 
 from __future__ import annotations
 
