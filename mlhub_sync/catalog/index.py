@@ -4,17 +4,25 @@ and into ``documents`` and ``links`` (where each document lies and what it links
 catalog's shape, ``catalog.synced``).
 
 An archive's relative asset hrefs that stay inside it may name files it bundles: those assets
-wait in ``bundle_candidates`` until the whole archive is read (``catalog.bundled``)."""
+wait in ``bundle_candidates`` until the whole archive is read (``catalog.bundled``).
+
+Each item gets a digest of its document's bytes (a re-index says what changed). The spec's
+``rewrite`` rules move asset hrefs here, before anything is planned; an object-store source's
+assets may carry their ``mirror`` layout path (``mlhub:path``), honoured only when the
+source says it wrote them (``own_paths``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from mlhub_sync.net.redact import redact_url
-from mlhub_sync.selection.layout import CommonLayout, asset_relpath
+from mlhub_sync.selection.layout import CommonLayout, asset_relpath, mirror_relpath
 from mlhub_sync.sources.base import Unreadable
 from mlhub_sync.stac.document import (
     AssetFacts,
@@ -25,7 +33,7 @@ from mlhub_sync.stac.document import (
     parse_item,
     tree_links,
 )
-from mlhub_sync.stac.href import LocalHrefs
+from mlhub_sync.stac.href import LocalHrefs, rewrite_href
 from mlhub_sync.state.db import StateDB
 
 log = logging.getLogger(__name__)
@@ -50,16 +58,22 @@ class Indexer:
         local: LocalHrefs | None = None,
         members_base: str | None = None,
         unreadable: Unreadable | None = None,
+        rewrites: Sequence[tuple[str, str]] = (),
+        own_paths: bool = False,
     ):
         """``file:`` hrefs need ``allow_file_hrefs`` (a local catalog) and must reach only
         what ``local`` allows (nothing, by default). ``members_base``: the documents are an
         archive's, their URLs this prefix and their member paths (relative hrefs inside it
-        become ``bundle_candidates``). Unusable documents are added to ``unreadable``."""
+        become ``bundle_candidates``). Unusable documents are added to ``unreadable``.
+        ``rewrites``: ``(from, to)`` href prefixes; ``own_paths``: an asset's ``mlhub:path``
+        is its path (the ``mirror`` layout)."""
         self.db = db
         self.allow_file = allow_file_hrefs
         self.local = local
         self.members_base = members_base
         self.unreadable = unreadable if unreadable is not None else Unreadable()
+        self.rewrites = tuple(rewrites)
+        self.own_paths = own_paths
         self.items = 0
         self.assets = 0
         self.rejected = 0
@@ -153,6 +167,7 @@ class Indexer:
                 record.geometry_json,
                 record.start,
                 record.end,
+                doc.digest or hashlib.blake2b(doc.data, digest_size=16).hexdigest(),
             )
         )
         self.items += 1
@@ -201,10 +216,19 @@ class Indexer:
     def add_asset(
         self, item_pk: int | None, collection_id: str, item_id: str | None, asset: AssetFacts
     ) -> None:
-        """Queue one asset for the index (``asset.href`` final)."""
-        path = asset_relpath(
-            collection_id, item_id, asset.key, asset.href, asset.media_type, NO_COMMON
-        )
+        """Queue one asset for the index (``asset.href`` final but for the rewrites)."""
+        if self.rewrites:
+            asset = dataclasses.replace(asset, href=rewrite_href(asset.href, self.rewrites))
+        if self.own_paths and asset.path is not None:
+            try:
+                path = mirror_relpath(asset.path)
+            except ValueError as exc:
+                self._queue_rejected(collection_id, item_id, asset.key, asset.href, str(exc))
+                return
+        else:
+            path = asset_relpath(
+                collection_id, item_id, asset.key, asset.href, asset.media_type, NO_COMMON
+            )
         self._assets.append((*_columns(item_pk, collection_id, item_id, asset), path))
         self.assets += 1
 

@@ -8,6 +8,7 @@ and the new archive: a failure anywhere leaves the previous archive, catalog and
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -31,6 +32,7 @@ from mlhub_sync.sources.registry import source_for
 from mlhub_sync.stac.document import Document
 from mlhub_sync.stac.href import LocalHrefs
 from mlhub_sync.state.db import StateDB
+from mlhub_sync.state.index import ItemChanges
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,11 @@ appeared since may be a member of the catalog, not the host's bytes (``plan.adop
 
 LOCAL_HREFS = "local_hrefs"
 """Meta key: the :class:`LocalHrefs` (allow_local) an archive's index was built under."""
+
+
+REWRITES = "href_rewrites"
+"""Meta key: the ``rewrite`` rules an archive's index was built under (JSON), so changing
+them re-indexes the same archive."""
 
 
 DOCUMENTS_INDEXED = "documents_indexed"
@@ -82,6 +89,9 @@ class CatalogStatus:
     invalid_documents: int = 0
     unreadable: tuple[tuple[str, str], ...] = ()  # (href, why) of the first ones
     bundled: int = 0  # assets whose file the archive bundles
+    changes: ItemChanges | None = None  # what a re-index found added, changed, removed
+    unmatched_keys: int | None = None  # a flat tree's keys that no template reads (else None)
+    unmatched_sample: tuple[str, ...] = ()  # the first of them
 
 
 def refresh_catalog(
@@ -115,7 +125,7 @@ def refresh_catalog(
         try:
             snapshot = source.snapshot(context)  # a damaged download surfaces here too
             if isinstance(snapshot, CrawledCatalog):
-                return _reindex(
+                status = _reindex(
                     config,
                     db,
                     snapshot.documents,
@@ -123,6 +133,14 @@ def refresh_catalog(
                     local=LocalHrefs.of(config.allow_local, snapshot.local_root),
                     meta={"indexed_digest": None},
                     unreadable=snapshot.unreadable,
+                    own_paths=snapshot.asset_paths,
+                )
+                if snapshot.unmatched is None:
+                    return status
+                return dataclasses.replace(
+                    status,
+                    unmatched_keys=snapshot.unmatched.count,
+                    unmatched_sample=tuple(snapshot.unmatched.shown),
                 )
             return _refresh_archive(config, db, snapshot, reporter, limits)
         except DamagedArchiveError as exc:
@@ -158,6 +176,7 @@ def _refresh_archive(
         # the file: hrefs it accepted were judged under this spec's allow_local
         and (not fetched.allow_file_hrefs or db.get_meta(LOCAL_HREFS) == local.key)
         and db.get_meta(DOCUMENTS_INDEXED) == "1"
+        and db.get_meta(REWRITES) == _rewrites_key(config)
     )
     if up_to_date:
         if fetched.pending:  # same bytes fetched again (e.g. no validators): keep the new copy
@@ -189,7 +208,12 @@ def _refresh_archive(
             ),
             allow_file_hrefs=fetched.allow_file_hrefs,
             local=local,
-            meta={**fetched.meta, "indexed_digest": fetched.sha256, LOCAL_HREFS: local.key},
+            meta={
+                **fetched.meta,
+                "indexed_digest": fetched.sha256,
+                LOCAL_HREFS: local.key,
+                REWRITES: _rewrites_key(config),
+            },
             install_archive=fetched.path if fetched.pending else None,
             members_base=fetched.base_url,
         )
@@ -197,6 +221,15 @@ def _refresh_archive(
         if fetched.pending:
             with contextlib.suppress(FileNotFoundError):
                 fetched.path.unlink()
+
+
+def _rewrites(config: DatasetConfig) -> tuple[tuple[str, str], ...]:
+    return tuple((rule.from_, rule.to) for rule in config.source.rewrite)
+
+
+def _rewrites_key(config: DatasetConfig) -> str | None:
+    rules = _rewrites(config)
+    return json.dumps(rules) if rules else None
 
 
 def _reindex(
@@ -210,6 +243,7 @@ def _reindex(
     install_archive: Path | None = None,
     unreadable: Unreadable | None = None,
     members_base: str | None = None,
+    own_paths: bool = False,
 ) -> CatalogStatus:
     """Index ``documents`` (an archive's members when ``members_base``), install them and
     record the index, all in one transaction."""
@@ -230,10 +264,13 @@ def _reindex(
                 local=local,
                 members_base=members_base,
                 unreadable=unreadable,
+                rewrites=_rewrites(config),
+                own_paths=own_paths,
             )
             for doc in documents(staging):
                 indexer.add(doc)
             indexer.flush()
+            changes = db.index.changes()
             root = catalog_root(staging)
             prefix = "" if root == staging else root.relative_to(staging).as_posix() + "/"
             if prefix:
@@ -293,6 +330,7 @@ def _reindex(
         unreadable.count,
         tuple(unreadable.shown),
         bundled,
+        changes,
     )
 
 

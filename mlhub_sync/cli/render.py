@@ -98,6 +98,14 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
             f"  catalog: {count(p.catalog.items, 'item')}, {count(p.catalog.assets, 'asset')} "
             f"(index {state})"
         )
+        changes = p.catalog.changes
+        if changes is not None and changes.any:
+            out.append(
+                f"  items since the last index: {changes.added} added, "
+                f"{changes.changed} changed, {changes.removed} removed"
+            )
+            for kind, found in changes.samples.items():
+                out.extend(f"    {kind}: {_shown(c)}/{_shown(i)}" for c, i in found[:5])
         if p.catalog.rejected:
             out.append(
                 f"  left out of the index: {count(p.catalog.rejected, 'asset')} with unusable hrefs"
@@ -108,6 +116,11 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
                 "prune is held back while any remain)"
             )
             out.extend(f"    {_shown(h)}: {_shown(w)}" for h, w in p.catalog.unreadable[:10])
+        if p.catalog.unmatched_keys:
+            verb = "matches" if p.catalog.unmatched_keys == 1 else "match"
+            keys = count(p.catalog.unmatched_keys, "key")
+            out.append(f"  {keys} {verb} no template (not synced)")
+            out.extend(f"    {_shown(key)}" for key in p.catalog.unmatched_sample[:10])
         if cfg.catalog_only:
             out.append("  catalog_only: no assets will be downloaded")
             out.append("")
@@ -196,6 +209,27 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
             "unreadable_documents": [
                 {"href": href, "why": why} for href, why in p.catalog.unreadable
             ],
+            "item_changes": None
+            if p.catalog.changes is None
+            else {
+                "added": p.catalog.changes.added,
+                "changed": p.catalog.changes.changed,
+                "removed": p.catalog.changes.removed,
+                "samples": {
+                    kind: [{"collection": c, "item": i} for c, i in found]
+                    for kind, found in p.catalog.changes.samples.items()
+                },
+            },
+            **(
+                {}
+                if p.catalog.unmatched_keys is None
+                else {
+                    "unmatched_keys": {
+                        "count": p.catalog.unmatched_keys,
+                        "sample": list(p.catalog.unmatched_sample),
+                    }
+                }
+            ),  # a flat tree's (s3, azure) only
         },
         "filters": cfg.filters.describe(),
         "selection": {

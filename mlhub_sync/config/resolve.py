@@ -170,6 +170,10 @@ def _resolve(
         source, resolved_via = registry_source(entry.id, environ)
     if isinstance(source, ArchiveSource | StacSource) and source.path is not None:
         source = source.model_copy(update={"path": str(_absolute(source.path, base))})
+    sidecar = source.sidecar if isinstance(source, S3Source | AzureSource) else None
+    if sidecar is not None and sidecar.path is not None:  # relative to the spec's folder
+        sidecar = sidecar.model_copy(update={"path": str(_absolute(sidecar.path, base))})
+        source = source.model_copy(update={"sidecar": sidecar})
     output_dir = _absolute(pick("output_dir") or ".", base)
     asset_root = pick("asset_output_dir")
     spatial = entry if entry.bbox is not None or entry.intersects is not None else defaults

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from mlhub_sync.config.base import StrictModel
+from mlhub_sync.selection.query import query_problems
 from mlhub_sync.selection.template import compile_templates
 
 DEFAULT_ROOT_URL = "https://api.radiant.earth/mlhub/v1/"
@@ -144,6 +145,13 @@ class StacApiSource(_Access):
     )
 
     _check_url = field_validator("url")(_http_url)
+
+    @field_validator("query")
+    @classmethod
+    def _query_well_formed(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and (problems := query_problems(value)):
+            raise ValueError("; ".join(problems))
+        return value
 
 
 class Sidecar(StrictModel):

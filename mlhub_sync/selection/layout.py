@@ -6,6 +6,8 @@
     {collection_id}/{asset_key}{ext}             collection-level assets
     _common/{asset_key}{ext}                     common assets (one href for the whole dataset)
     _common/{collection_id}/{asset_key}{ext}     common assets whose href differs by collection
+    {key}                                        ``layout: mirror``: an object-store key as
+                                                 listed (:func:`mirror_relpath`)
 
 Every id and key becomes exactly one path component (:func:`safe_component`), so no input can
 name a path outside the dataset folder. ``{ext}`` comes from the href's path (compound
@@ -243,6 +245,21 @@ def asset_relpath(
         return f"{collection}/{_not_catalog(filename, 'collection.json')}"
     item = safe_component(item_id)
     return f"{collection}/{item}/{_not_catalog(filename, item + '.json')}"
+
+
+def mirror_relpath(key: str) -> str:
+    """An object-store key, relative to the listed prefix, as its path in the ``mirror``
+    layout: the same folders and names (what ``aws s3 sync`` or ``azcopy sync`` would write),
+    each through :func:`safe_component`, the first through :func:`collection_dir` (so it takes
+    no name of the tool's own: not ``catalog.json``, the state db, the lock, staging).
+
+    Empty segments (``a//b``, a leading ``/``) are dropped; ``.`` and ``..`` cannot climb
+    (they become ``_``), so no key names a path outside the dataset folder.
+    """
+    parts = [p for p in key.split("/") if p]
+    if not parts:
+        raise ValueError(f"the key {key!r} names no file")
+    return "/".join([collection_dir(parts[0]), *(safe_component(p) for p in parts[1:])])
 
 
 def _not_catalog(filename: str, reserved: str) -> str:

@@ -72,6 +72,21 @@ class Unreadable:
             self.shown.append((href, why))
 
 
+@dataclass
+class Unmatched:
+    """The keys of a flat tree that match no path template, counted, with the first
+    :data:`MAX_UNREADABLE_SHOWN` kept for the plan (they are not synced)."""
+
+    count: int = 0
+    shown: list[str] = field(default_factory=list)
+
+    def add(self, key: str) -> None:
+        """One more key that matches no template."""
+        self.count += 1
+        if len(self.shown) < MAX_UNREADABLE_SHOWN:
+            self.shown.append(key)
+
+
 @dataclass(frozen=True)
 class CrawledCatalog:
     """A catalog that arrives as documents.
@@ -81,13 +96,18 @@ class CrawledCatalog:
     refused, not JSON) go to ``unreadable``: they are reported, and they stop prune.
     ``file:`` hrefs are allowed only when ``allow_file_hrefs``, only into the spec's
     ``allow_local`` folders, and relative ones only inside ``local_root``
-    (:class:`~mlhub_sync.stac.href.LocalHrefs`).
+    (:class:`~mlhub_sync.stac.href.LocalHrefs`). ``asset_paths``: the source wrote each
+    asset's path in the ``mirror`` layout as ``mlhub:path`` (an object-store listing's key);
+    the indexer honours it only then. A flat tree (``sources/flat.py``) also counts its
+    ``unmatched`` keys.
     """
 
     documents: Callable[[Path], Iterator[Document]]
     allow_file_hrefs: bool
     local_root: Path | None = None
     unreadable: Unreadable = field(default_factory=Unreadable)
+    unmatched: Unmatched | None = None  # a flat tree's keys that no template reads
+    asset_paths: bool = False  # the assets carry their own layout path (``mlhub:path``)
 
 
 Snapshot = FetchedArchive | CrawledCatalog

@@ -4,19 +4,26 @@ The search itself is pystac-client's (conformance, parameters, ``next`` links); 
 request it makes goes through the run's :class:`~mlhub_sync.net.client.Http`
 (:class:`_ViaHttp`), so a STAC API gets what every catalog request gets: the one retry
 decision, the total deadline, the body cap, judged redirects and redacted errors. Searches
-are GET requests, which every STAC API serves; ``intersects`` (POST only in the spec) is
-sent as its bounding box and, like every filter, checked again locally by the selection.
+are POSTed where the API conforms to item search (GET otherwise); ``intersects`` is sent as
+its bounding box and, like every filter, checked again locally by the selection.
+
+``source.query`` goes to the API only when its conformance lists the query extension, and
+is checked on every returned item either way (``selection.query``); ``source.filter`` (CQL2)
+needs the API's filter extension, and a clear error says so when it is missing.
+``max_items`` counts the items that passed those checks.
 
 Each item is staged at its place in the layout as it arrives, and its collections'
 documents once each, so memory stays flat however many items match. The landing page is
 staged as the root ``catalog.json``. Asset hrefs resolve against the item's own ``self``
 link, else the page it came on. An API has no validator for "the results did not change",
-so the search runs on every plan (like a static catalog's crawl).
+so the search runs on every plan (like a static catalog's crawl); the plan then says which
+items were added, changed (their content, links aside, differs) and removed since the last.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -35,6 +42,7 @@ from mlhub_sync.net.redact import redact_url
 from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.filters import FilterSet, geometry_from_geojson
 from mlhub_sync.selection.layout import collection_dir, safe_component
+from mlhub_sync.selection.query import matches
 from mlhub_sync.sources.base import CrawledCatalog, SourceContext, stage_document
 from mlhub_sync.stac.document import Document
 
@@ -47,7 +55,8 @@ def search_parameters(spec: StacApiSource, filters: FilterSet) -> dict[str, Any]
 
     Collections: those the source names, narrowed to the ``collection_filter``'s when both
     are given; else the filter's. Space: the ``bbox``, or the bounds of ``intersects``.
-    Time: the window as an ISO interval, ``..`` for an open end.
+    Time: the window as an ISO interval, ``..`` for an open end. ``max_items`` is not sent:
+    it counts the items that pass the local checks (:func:`search`).
     """
     wanted = set(filters.collections) if filters.collections else None
     collections: list[str] | None = None
@@ -76,8 +85,6 @@ def search_parameters(spec: StacApiSource, filters: FilterSet) -> dict[str, Any]
     if spec.filter is not None:
         params["filter"] = spec.filter
         params["filter_lang"] = "cql2-json"
-    if spec.max_items is not None:
-        params["max_items"] = spec.max_items
     return params
 
 
@@ -141,14 +148,19 @@ def search(
         if stage_document(staging, "catalog.json", landing):
             yield Document("catalog.json", landing, spec.url)
         method = "POST" if client.conforms_to(ConformanceClasses.ITEM_SEARCH) else "GET"
+        _fit_to_conformance(client, spec, params)
         item_search = client.search(method=method, **params)
         seen: set[str] = set()
+        taken = 0
         with reporter.stage("search STAC API", unit="items") as stage:
             for page in item_search.pages_as_dicts():
                 page_url = io.last_url or spec.url
                 for item in page.get("features") or []:
-                    if not isinstance(item, dict):
+                    if not isinstance(item, dict) or not _passes(spec, item):
                         continue
+                    if spec.max_items is not None and taken >= spec.max_items:
+                        return
+                    taken += 1
                     collection = item.get("collection")
                     if isinstance(collection, str) and collection and collection not in seen:
                         seen.add(collection)
@@ -164,6 +176,28 @@ def search(
             hint="check source.query / source.filter against what the API supports "
             "(its /conformance)",
         ) from exc
+
+
+def _fit_to_conformance(client: Client, spec: StacApiSource, params: dict[str, Any]) -> None:
+    """Leave out of ``params`` what the API does not support and we check ourselves."""
+    if spec.query is not None and not client.conforms_to(ConformanceClasses.QUERY):
+        log.info("the STAC API has no query extension: applying source.query to each item")
+        del params["query"]
+    if spec.filter is not None and not client.conforms_to(ConformanceClasses.FILTER):
+        raise CatalogError(
+            "the STAC API does not support the filter extension (CQL2), so source.filter "
+            "cannot be applied",
+            subject=redact_url(spec.url),
+            hint="express the condition as source.query (checked locally when the API "
+            "lacks it too), or use an API whose /conformance lists item-search#filter",
+        )
+
+
+def _passes(spec: StacApiSource, item: Mapping[str, Any]) -> bool:
+    if spec.query is None:
+        return True
+    properties = item.get("properties")
+    return isinstance(properties, Mapping) and matches(spec.query, properties)
 
 
 def _collection(client: Client, io: _ViaHttp, staging: Path, collection: str) -> Iterator[Document]:
@@ -191,7 +225,11 @@ def _item(staging: Path, item: Mapping[str, Any], page_url: str) -> Document | N
     ]
     url = next((href for href in selves if isinstance(href, str)), page_url)
     data = json.dumps(item).encode("utf-8")
-    return Document(rel, data, url) if stage_document(staging, rel, data) else None
+    content = {k: v for k, v in item.items() if k != "links"}  # links change per response
+    digest = hashlib.blake2b(json.dumps(content, sort_keys=True).encode(), digest_size=16)
+    if not stage_document(staging, rel, data):
+        return None
+    return Document(rel, data, url, digest.hexdigest())
 
 
 class StacApiCatalog:

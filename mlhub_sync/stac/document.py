@@ -24,16 +24,27 @@ import shapely
 from dateutil import parser as dateparser
 from shapely.errors import GEOSException
 
-from mlhub_sync.stac.href import LocalHrefs, check_local_href, is_relative, normalize_href
+from mlhub_sync.stac.href import (
+    LocalHrefs,
+    check_local_href,
+    is_relative,
+    normalize_href,
+    with_version,
+)
 
 
 @dataclass(frozen=True)
 class Document:
-    """A JSON member: its name in the archive, its bytes, and its URL for relative hrefs."""
+    """A JSON member: its name in the archive, its bytes, and its URL for relative hrefs.
+
+    ``digest`` says when two versions of an item are the same: by default a hash of ``data``;
+    a source whose documents carry links that change from response to response (a STAC
+    API's paging and ``self`` links) gives a hash of the rest instead."""
 
     name: str
     data: bytes
     url: str
+    digest: str | None = None
 
 
 Box = tuple[float, float, float, float]
@@ -59,6 +70,9 @@ class AssetFacts:
     # the href as the catalog wrote it.
     member: str | None = None
     written: str = ""
+    # An object-store listing's own relative key (``mlhub:path``): the asset's path in the
+    # ``mirror`` layout, used only when the indexer is told the source wrote it.
+    path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -198,6 +212,9 @@ def asset_facts(
             yield RejectedAsset(str(key), str(asset["href"])[:200], str(exc))
             continue
         media_type = asset.get("type")
+        etag, own_path = asset.get("mlhub:etag"), asset.get("mlhub:path")
+        if member is None and isinstance(etag, str):
+            href = with_version(href, etag)
         size = asset.get("file:size")
         checksum = asset.get("file:checksum")
         yield AssetFacts(
@@ -212,6 +229,7 @@ def asset_facts(
             else None,
             member=member,
             written=asset["href"] if member is not None else "",
+            path=own_path if isinstance(own_path, str) and own_path else None,
         )
 
 

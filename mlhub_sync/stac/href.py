@@ -1,13 +1,15 @@
 """Hrefs: normalised against their document's URL (schemes allowed, control characters and
 hostless URLs refused), local ``file:`` hrefs checked against what the spec allows
-(:class:`LocalHrefs`), and an href's *identity* (without rotating signature parameters)."""
+(:class:`LocalHrefs`), an href's *identity* (without rotating signature parameters), the
+version a listing gives an object (:func:`with_version`) and the spec's ``rewrite`` rules
+(:func:`rewrite_href`)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode, urljoin, urlsplit, urlunsplit
@@ -37,7 +39,39 @@ def href_identity(href: str) -> str:
         if (name := param_name(k)) not in _SIGNATURE_PARAMS
         and not name.startswith(("x-amz-", "x-goog-"))
     ]
-    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), ""))
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment))
+
+
+VERSION_FRAGMENT = "etag="
+
+
+def with_version(href: str, etag: str | None) -> str:
+    """``href`` naming one version of its object: ``#etag=<etag>`` (the listing's ETag).
+
+    An object-store key is the same href whatever its bytes are; the version in the
+    fragment makes new bytes a new href, so everything that compares hrefs sees the change:
+    the plan (``replace upstream-changed``), a ``.part`` of the old version (not resumed),
+    a lock pinned to it (drift). No HTTP client sends a fragment, so the request is the
+    same. A weak or empty ETag says nothing and is left out.
+    """
+    if not etag:
+        return href
+    tag = etag.strip().strip('"')
+    if not tag or etag.startswith("W/"):
+        return href
+    return f"{href.split('#', 1)[0]}#{VERSION_FRAGMENT}{quote(tag, safe='')}"
+
+
+def rewrite_href(href: str, rules: Sequence[tuple[str, str]]) -> str:
+    """``href`` with the first rule whose ``from`` prefix it starts with applied (pure).
+
+    Rules move the hosts of a kept catalog's assets (``rewrite: [{from, to}]``); an href no
+    rule names is returned as it is.
+    """
+    for old, new in rules:
+        if href.startswith(old):
+            return new + href[len(old) :]
+    return href
 
 
 _CONTROL = re.compile(r"[\x00-\x1f]")

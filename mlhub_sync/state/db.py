@@ -143,6 +143,10 @@ class StateDB:
             # Every table is CREATE ... IF NOT EXISTS: a db of this version made before a
             # table was added (documents, links) gets it; older versions ignore it.
             conn.executescript(SCHEMA)
+            if version == 1:  # version 2 added items.digest (the index is rebuilt anyway)
+                columns = {row[1] for row in conn.execute("PRAGMA table_info(items)")}
+                if "digest" not in columns:
+                    conn.execute("ALTER TABLE items ADD COLUMN digest TEXT")
             if version < SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except BaseException:

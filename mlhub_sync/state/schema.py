@@ -5,7 +5,8 @@ know about the files on disk (so a re-run needs one ``stat`` per file and no req
 Deleting it is safe: the index is rebuilt from the archive, and files found on disk are adopted
 only on evidence (see ``plan.py``).
 
-Schema (version 1, in ``PRAGMA user_version``)::
+Schema (version 2, in ``PRAGMA user_version``; version 1 lacked ``items.digest`` and gets it
+added on open)::
 
     meta(key PRIMARY KEY, value)
         archive_sha256, archive_size, archive_etag, archive_last_modified, archive_url:
@@ -13,7 +14,8 @@ Schema (version 1, in ``PRAGMA user_version``)::
         indexed_digest: the archive sha256 (or crawl digest) the index was built from;
         rejected_assets: how many assets the index left out (bad href...).
     items(item_pk PRIMARY KEY, collection_id, item_id, minx, miny, maxx, maxy,
-          geometry (GeoJSON text), start_ts, end_ts (epoch seconds; NULL = no time))
+          geometry (GeoJSON text), start_ts, end_ts (epoch seconds; NULL = no time),
+          digest (a hash of the item document: a re-index tells changed items from kept ones))
     assets(asset_pk PRIMARY KEY, item_pk (NULL for collection-level), collection_id,
            item_id, asset_key, href, media_type, size (file:size), checksum (file:checksum),
            path (its layout path when it is not a common asset; see layout.py))
@@ -44,7 +46,7 @@ from dataclasses import dataclass
 DB_NAME = "mlhub_stac_assets.db"
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 SCHEMA = """
@@ -55,7 +57,8 @@ CREATE TABLE IF NOT EXISTS items (
     item_id TEXT NOT NULL,
     minx REAL, miny REAL, maxx REAL, maxy REAL,
     geometry TEXT,
-    start_ts REAL, end_ts REAL
+    start_ts REAL, end_ts REAL,
+    digest TEXT
 );
 CREATE TABLE IF NOT EXISTS assets (
     asset_pk INTEGER PRIMARY KEY,

@@ -343,7 +343,7 @@ def test_state_db_is_a_documented_sqlite_file(tmp_path: Path, hub: Hub, cli: obj
     apply_ok(cli, hub.spec(tmp_path / "spec.yaml"))
     db = sqlite3.connect(out_dir(tmp_path, hub) / "mlhub_stac_assets.db")
     try:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         verified = dict(db.execute("SELECT path, verified_by FROM files").fetchall())
     finally:

@@ -104,6 +104,9 @@ def test_a_changed_result_set_is_planned_as_such(tmp_path: Path, cli: Any) -> No
             plan = cli("plan", spec, "--json").json()["datasets"][0]
     assert plan["actions"]["download"]["files"] == 1
     assert plan["actions"]["keep"]["files"] == 4
+    changes = plan["catalog"]["item_changes"]  # the other items came back byte for byte
+    assert (changes["added"], changes["changed"], changes["removed"]) == (1, 0, 0)
+    assert changes["samples"]["added"] == [{"collection": "s2", "item": "s2_004"}]
 
 
 def test_the_search_takes_the_datasets_filters_and_the_sources_own() -> None:
@@ -126,6 +129,58 @@ def test_the_search_takes_the_datasets_filters_and_the_sources_own() -> None:
         "collections": ["s2"],  # the source's, narrowed to the filter's
         "bbox": [0.0, 0.0, 2.0, 1.0],  # intersects goes as its bounds; checked locally after
         "datetime": "2019-04-01T00:00:00Z/..",
-        "query": {"eo:cloud_cover": {"lt": 10}},
-        "max_items": 500,
-    }
+        "query": {"eo:cloud_cover": {"lt": 10}},  # left out for an API without the extension
+    }  # and no max_items: it counts the items that pass the local checks
+
+
+def cloudy_items(server: TestServer, root: Path, count: int = 40) -> list[dict[str, Any]]:
+    """s2 items at longitudes 0..count-1 on April 1..count, cloud cover i % 10, one asset."""
+    return [
+        item(
+            "s2", f"s2_{i:03}", float(i), 1 + i % 28,
+            {"B02": blob(server, root, f"c{i}.tif")}, eo_cloud_cover=i % 10,
+        )
+        for i in range(count)
+    ]  # fmt: skip
+
+
+def test_a_query_the_api_cannot_run_is_applied_to_each_item(tmp_path: Path, cli: Any) -> None:
+    root = tmp_path / "served"
+    with TestServer(root) as server:
+        found = cloudy_items(server, root)
+        with stac_api(tmp_path / "api", [collection("s2")], found) as url:
+            spec = write_spec(
+                tmp_path / "spec.yaml",
+                url,
+                collection_filter={"s2": ["B02"]},
+                bbox=[4.5, -1.0, 30.5, 1.0],
+                datetime={"start": "2019-04-01", "end": "2019-04-25"},
+            )
+            data = yaml.safe_load(spec.read_text())
+            data["datasets"][0]["source"]["query"] = {"eo:cloud_cover": {"lt": 3}}
+            spec.write_text(yaml.safe_dump(data))
+            result = cli("apply", spec, "--json")
+            assert result.code == ExitCode.OK, result.stderr
+            out = tmp_path / "out" / "s2api"
+            got = {p.parent.name for p in out.rglob("B02.tif")}
+            # lon 5..30, day 1 + i % 28 <= 25, cloud cover i % 10 < 3
+            assert got == {f"s2_{i:03}" for i in range(5, 31) if 1 + i % 28 <= 25 and i % 10 < 3}
+            assert len(got) > 3
+            data["datasets"][0]["source"]["max_items"] = 2  # counts items that pass
+            spec.write_text(yaml.safe_dump(data))
+            plan = cli("plan", spec, "--json").json()["datasets"][0]
+            assert plan["catalog"]["items"] == 2
+
+
+def test_a_cql2_filter_the_api_cannot_run_is_a_clear_error(tmp_path: Path, cli: Any) -> None:
+    with stac_api(tmp_path / "api", [collection("s2")], []) as url:
+        spec = write_spec(tmp_path / "spec.yaml", url)
+        data = yaml.safe_load(spec.read_text())
+        data["datasets"][0]["source"]["filter"] = {
+            "op": "<", "args": [{"property": "eo:cloud_cover"}, 3]
+        }  # fmt: skip
+        spec.write_text(yaml.safe_dump(data))
+        result = cli("plan", spec)
+    assert result.code != ExitCode.OK
+    assert "does not support the filter extension" in result.stderr
+    assert "source.query" in result.stderr  # the hint names the way out

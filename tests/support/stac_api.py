@@ -97,9 +97,15 @@ def collection(collection_id: str) -> dict[str, Any]:
 
 
 def item(
-    collection_id: str, item_id: str, lon: float, day: int, assets: dict[str, str]
+    collection_id: str,
+    item_id: str,
+    lon: float,
+    day: int,
+    assets: dict[str, str],
+    **properties: Any,
 ) -> dict[str, Any]:
-    """A point item on 2019-04-``day`` with ``assets`` {key: href}."""
+    """A point item on 2019-04-``day`` with ``assets`` {key: href} and more ``properties``
+    (``eo_cloud_cover=3`` is ``eo:cloud_cover: 3``)."""
     return {
         "type": "Feature",
         "stac_version": "1.0.0",
@@ -107,7 +113,10 @@ def item(
         "collection": collection_id,
         "geometry": {"type": "Point", "coordinates": [lon, 0.0]},
         "bbox": [lon, 0.0, lon, 0.0],
-        "properties": {"datetime": f"2019-04-{day:02d}T12:00:00Z"},
+        "properties": {
+            "datetime": f"2019-04-{day:02d}T12:00:00Z",
+            **{k.replace("_", ":", 1): v for k, v in properties.items()},
+        },
         "links": [],
         "assets": {key: {"href": href} for key, href in assets.items()},
     }
