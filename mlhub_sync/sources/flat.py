@@ -15,8 +15,8 @@ collection (its extent theirs). An Item's ``properties`` are its template fields
 null; its geometry and bbox the sidecar's. Each asset is ``{href, file:size, mlhub:etag}``
 (``file:checksum`` only where the store vouches for an MD5: an S3 ETag is no checksum, the
 transfer's ``s3-etag`` rung judges it on the GET), and with ``layout: mirror`` its
-``mlhub:path``: the key itself, each segment made safe as the layout makes ids
-(:func:`mirror_path`), so the tree on disk is the store's.
+``mlhub:path``: the key itself, which the indexer makes a safe path segment by segment
+(``selection.layout.mirror_relpath``), so the tree on disk is the store's.
 
 A sidecar given by ``key`` is a file of the store: it is also synced, as an asset of the
 default collection (torchgeo's loaders read ``{split}_metadata.csv`` beside the images), and
@@ -70,16 +70,6 @@ def read_key(templates: tuple[Template, ...] | None, key: str, collection: str) 
     return match_key(templates, key, collection)
 
 
-def mirror_path(key: str) -> str:
-    """Where ``layout: mirror`` puts ``key``: its own ``/``-separated path, each segment one
-    safe component (``..`` and empty segments become ``_``s, separators and controls in a name
-    are replaced, over-long names shortened with a hash), the first never one of the tool's
-    own names at the top of the dataset folder (:func:`collection_dir`). Pure and total, and
-    never outside the folder it is relative to."""
-    parts = key.split("/")
-    return "/".join([collection_dir(parts[0]), *(safe_component(p) for p in parts[1:])])
-
-
 def item_place(collection: str, item: str) -> str:
     """Where an item's document is staged: ``{collection}/{item}/{item}.json``."""
     name = safe_component(item)
@@ -109,7 +99,7 @@ def asset_entry(row: KeyRow, mirror: bool) -> dict[str, Any]:
     if row.etag:
         entry["mlhub:etag"] = row.etag
     if mirror:
-        entry["mlhub:path"] = mirror_path(row.key)
+        entry["mlhub:path"] = row.key  # the indexer makes it a safe path (mirror_relpath)
     return entry
 
 
