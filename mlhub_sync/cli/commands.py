@@ -33,9 +33,8 @@ from mlhub_sync.cli.render import (
     plan_text,
     status_json,
     status_text,
-    verify_json,
-    verify_text,
 )
+from mlhub_sync.cli.render_verify import verify_json, verify_text
 from mlhub_sync.cli.terminal import choose_reporter, configure_logging, silence_stdout
 from mlhub_sync.config.credentials import resolve_api_key
 from mlhub_sync.config.models import json_schema
