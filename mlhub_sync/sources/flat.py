@@ -62,6 +62,13 @@ def default_match(key: str, collection: str) -> KeyMatch:
     return KeyMatch(collection=collection, item=folder or stem, asset=stem)
 
 
+def dot_segments(key: str) -> bool:
+    """Whether ``key`` has a ``.`` or ``..`` segment: its URL cannot be fetched as is (libcurl
+    and most HTTP clients remove dot segments, ``%2E`` ones too, and would GET another key),
+    so it is counted with the keys no template reads rather than synced."""
+    return any(segment in (".", "..") for segment in key.split("/"))
+
+
 def read_key(templates: tuple[Template, ...] | None, key: str, collection: str) -> KeyMatch | None:
     """The reading of ``key`` (pure): the first template that matches, or the default rule
     when there are no templates; ``None`` when templates are given and none matches."""
@@ -233,7 +240,7 @@ def flat_documents(
                 if obj.key == sidecar_key:
                     sidecar_object = obj
                     continue
-                found = read_key(templates, obj.key, collection)
+                found = None if dot_segments(obj.key) else read_key(templates, obj.key, collection)
                 if found is None:
                     unmatched.add(obj.key)
                     continue

@@ -102,8 +102,13 @@ class MotoS3:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 err = (self.folder / "moto.log").read_text(errors="replace")
-                raise RuntimeError(f"moto_server exited with {self._proc.returncode}: {err[-2000:]}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
+                raise RuntimeError(
+                    f"moto_server exited with {self._proc.returncode}: {err[-2000:]}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2),
+            ):
                 return
             time.sleep(0.05)  # a readiness poll: it ends on the event, not on a guess
         raise RuntimeError(f"moto_server did not listen on {self.url} within {within} s")
@@ -121,9 +126,16 @@ class MotoS3:
         self._log.close()
 
     def _request(self, method: str, path: str, body: bytes = b"") -> int:
+        # moto checks no signature, but only a request that looks signed may write a public
+        # bucket's keys (anonymous writes are refused, as on S3)
+        signed = "AWS4-HMAC-SHA256 Credential=AKIDTESTS/20260101/us-east-1/s3/aws4_request, "
+        headers = {
+            "User-Agent": "tests",
+            "Authorization": signed + "SignedHeaders=host, Signature=0",
+        }
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            conn.request(method, path, body=body, headers={"User-Agent": "tests"})
+            conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             return response.status
@@ -148,8 +160,13 @@ class Request:
     method: str
     path: str
     query: dict[str, str]
-    user_agent: str | None
+    headers: dict[str, str]  # names lower-cased
     status: int
+
+    @property
+    def user_agent(self) -> str | None:
+        """The request's User-Agent, if it sent one."""
+        return self.headers.get("user-agent")
 
 
 class SourceCoopFront:
@@ -223,7 +240,8 @@ class SourceCoopFront:
                 fault = queue.popleft()
         status = self._respond(handler, parts.path, query, agent, fault)
         with self._lock:
-            self.requests.append(Request(handler.command, path, query, agent, status))
+            headers = {name.lower(): value for name, value in handler.headers.items()}
+            self.requests.append(Request(handler.command, path, query, headers, status))
 
     def _respond(
         self,
@@ -265,7 +283,11 @@ class SourceCoopFront:
         finally:
             conn.close()
         if fault == "corrupt" and body:
-            body = body[: len(body) // 2] + bytes([body[len(body) // 2] ^ 0xFF]) + body[len(body) // 2 + 1 :]
+            body = (
+                body[: len(body) // 2]
+                + bytes([body[len(body) // 2] ^ 0xFF])
+                + body[len(body) // 2 + 1 :]
+            )
         return _send(handler, upstream.status, headers, body, head=handler.command == "HEAD")
 
 
