@@ -140,3 +140,12 @@ def test_the_seeds_calls_plan_from_their_new_home(tmp_path: Path, cli: Any) -> N
         for dataset in ("nasa-marine-debris", "sen12floods"):
             line = f"  resolved via the registry ({homes}): s3://radiantearth/{dataset}/ on {host}"
             assert sum(row.startswith(line) for row in text.stdout.splitlines()) == 1
+
+        # apply says it once too (before its bars: the plan line), and fetches from the front
+        spec.write_text(f"datasets:\n  - {CALLS[0][1]}\n", encoding="utf-8")
+        applied = cli("apply", spec, env=env)
+        assert applied.code == ExitCode.OK, applied.stderr
+        line = f"  resolved via the registry ({homes}): s3://radiantearth/nasa-marine-debris/"
+        assert sum(row.startswith(line) for row in applied.stdout.splitlines()) == 1
+        assert front.count("/radiantearth/nasa-marine-debris/source/") == 2
+        assert (tmp_path / "nasa_marine_debris/nasa_marine_debris_labels").is_dir()
