@@ -84,23 +84,24 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {"http": [], "obstore": []}
     with tempfile.TemporaryDirectory() as folder, MotoS3(Path(folder), seed) as moto:
         for _ in range(args.rounds):
-            for method in results:
+            for method, rows in results.items():
                 out = subprocess.run(
                     [sys.executable, __file__, "--worker", method, moto.url],
                     capture_output=True, text=True, check=True,
                 )  # fmt: skip
                 row = json.loads(out.stdout)
                 assert row["keys"] == args.keys, row
-                results[method].append(row)
+                rows.append(row)
                 print(json.dumps({"method": method, **row}))
     for method, rows in results.items():
         walls = [r["wall"] for r in rows]
+        cpu = statistics.median(r["cpu"] for r in rows)
+        peak = statistics.median(r["peak"] for r in rows) / 1024
+        grown = statistics.median(r["peak"] - r["rss_base"] for r in rows) / 1024
         print(
             f"{method}: {args.keys} keys in {statistics.median(walls):.2f} s "
-            f"({min(walls):.2f}-{max(walls):.2f}), CPU {statistics.median(r['cpu'] for r in rows):.2f} s, "
-            f"peak RSS {statistics.median(r['peak'] for r in rows) / 1024:.0f} MiB "
-            f"(+{statistics.median(r['peak'] - r['rss_base'] for r in rows) / 1024:.1f} MiB "
-            "over the imports)"
+            f"({min(walls):.2f}-{max(walls):.2f}), CPU {cpu:.2f} s, peak RSS {peak:.0f} MiB "
+            f"(+{grown:.1f} MiB over the imports)"
         )
 
 

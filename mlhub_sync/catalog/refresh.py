@@ -93,6 +93,15 @@ class CatalogStatus:
     unmatched_keys: int | None = None  # a flat tree's keys that no template reads (else None)
     unmatched_sample: tuple[str, ...] = ()  # the first of them
 
+    def unmatched_entry(self) -> dict[str, object]:
+        """``{"unmatched_keys": {"count", "sample"}}`` for a flat tree, else nothing (the
+        plan's JSON has the field for the sources that have such keys)."""
+        if self.unmatched_keys is None:
+            return {}
+        return {
+            "unmatched_keys": {"count": self.unmatched_keys, "sample": [*self.unmatched_sample]}
+        }
+
 
 def refresh_catalog(
     config: DatasetConfig,

@@ -112,10 +112,8 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
                 "prune is held back while any remain)"
             )
             out.extend(f"    {_shown(h)}: {_shown(w)}" for h, w in p.catalog.unreadable[:10])
-        if p.catalog.unmatched_keys:
-            verb = "matches" if p.catalog.unmatched_keys == 1 else "match"
-            keys = count(p.catalog.unmatched_keys, "key")
-            out.append(f"  {keys} {verb} no template (not synced)")
+        if n := p.catalog.unmatched_keys:  # a flat tree's keys (s3, azure)
+            out.append(f"  {count(n, 'key')} match{'es' * (n == 1)} no template (not synced)")
             out.extend(f"    {_shown(key)}" for key in p.catalog.unmatched_sample[:10])
         if cfg.catalog_only:
             out.append("  catalog_only: no assets will be downloaded")
@@ -216,16 +214,7 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
                     for kind, found in p.catalog.changes.samples.items()
                 },
             },
-            **(
-                {}
-                if p.catalog.unmatched_keys is None
-                else {
-                    "unmatched_keys": {
-                        "count": p.catalog.unmatched_keys,
-                        "sample": list(p.catalog.unmatched_sample),
-                    }
-                }
-            ),  # a flat tree's (s3, azure) only
+            **p.catalog.unmatched_entry(),
         },
         "filters": cfg.filters.describe(),
         "selection": {

@@ -18,6 +18,7 @@ import yaml
 
 from mlhub_sync.errors import ExitCode
 from mlhub_sync.selection.layout import mirror_relpath
+from tests.conftest import run_cli
 from tests.support.moto_s3 import MotoS3, SourceCoopFront, content, source_coop
 
 BUCKET = "radiantearth"
@@ -64,7 +65,25 @@ def _seed() -> dict[str, dict[str, int | bytes]]:
         "mirror/sp ace/%41.txt": b"quoted",
     }
     keys.update(hostile)
+    keys.update(_cloud_cover())
     return {BUCKET: keys}
+
+
+COOP = "cloud-cover-detection-challenge/final/public/"
+
+
+def _cloud_cover() -> dict[str, int | bytes]:
+    """A few chips of the tree the example spec names, as Source Cooperative holds it."""
+    keys: dict[str, int | bytes] = {}
+    rows = ["chip_id,location,datetime,cloudpath"]
+    for chip in ("adwp", "adwu", "adwz"):
+        keys.update(
+            {f"{COOP}train_features/{chip}/{b}.tif": 20 for b in ("B02", "B03", "B04", "B08")}
+        )
+        keys[f"{COOP}train_labels/{chip}.tif"] = 20
+        rows.append(f"{chip},Chifunfu,2020-04-29T08:20:47Z,az://./train_features/{chip}")
+    keys[f"{COOP}train_metadata.csv"] = ("\n".join(rows) + "\n").encode()
+    return keys
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +278,22 @@ def test_the_front_refuses_a_request_without_a_user_agent(
     conn.endheaders()
     assert conn.getresponse().status == 403
     conn.close()
+
+
+def test_the_source_cooperative_example_syncs_the_tree_torchgeo_opens(
+    examples: Path, store: tuple[MotoS3, SourceCoopFront]
+) -> None:
+    _, front = store
+    spec = examples / "configs/source-cooperative.yaml"
+    assert run_cli("validate", spec, cwd=examples).code == ExitCode.OK
+    text = spec.read_text()
+    assert "endpoint: https://data.source.coop" in text
+    spec.write_text(text.replace("https://data.source.coop", front.url))
+    result = run_cli("apply", spec, cwd=examples)
+    assert result.code == ExitCode.OK, result.stderr
+    out = examples / "data/out-source-cooperative/train"
+    assert data_files(out) == {k.removeprefix(COOP) for k in _cloud_cover()}
+    assert (out / "train_metadata.csv").read_bytes() == _cloud_cover()[COOP + "train_metadata.csv"]
+    item = json.loads((out / "ref_cloud_cover_detection_challenge_v1/adwu/adwu.json").read_text())
+    assert item["properties"]["datetime"] == "2020-04-29T08:20:47Z"
+    assert item["properties"]["location"] == "Chifunfu"

@@ -178,6 +178,7 @@ class SourceCoopFront:
         self._faults: dict[str, deque[str]] = {}
         self._lock = threading.Lock()
         self.stopping = threading.Event()
+        self.stalled = threading.Event()  # a stall fault has begun (its request arrived)
         front = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -254,6 +255,7 @@ class SourceCoopFront:
         if not agent:
             return _send(handler, 403, {"Content-Type": "application/xml"}, _ACCESS_DENIED)
         if fault == "stall":
+            self.stalled.set()
             self.stopping.wait(60)
             handler.close_connection = True
             return 0
