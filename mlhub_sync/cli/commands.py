@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from mlhub_sync.cli.datasets import run_datasets
 from mlhub_sync.cli.failed import Failed
 from mlhub_sync.cli.parser import build_parser
 from mlhub_sync.cli.render import (
@@ -32,9 +33,8 @@ from mlhub_sync.cli.render import (
     plan_text,
     status_json,
     status_text,
-    verify_json,
-    verify_text,
 )
+from mlhub_sync.cli.render_verify import verify_json, verify_text
 from mlhub_sync.cli.terminal import choose_reporter, configure_logging, silence_stdout
 from mlhub_sync.config.access import access_secrets, source_headers
 from mlhub_sync.config.credentials import resolve_api_key
@@ -134,6 +134,7 @@ def _cmd_validate(ctx: _Context, loaded: LoadedSpec) -> int:
                         "dataset_dir": str(d.dataset_dir),
                         "asset_dir": str(d.asset_dir),
                         "source": d.source.type,
+                        "resolved_via": d.resolved_via,
                         "filters": d.filters.describe(),
                         "catalog_only": d.catalog_only,
                         "problems": problems[d.label],
@@ -230,7 +231,7 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
     talk = not ctx.args.quiet and not ctx.args.json
 
     def planned(p: DatasetPlan) -> None:  # before the bars: what is about to happen
-        if talk and p.pending:
+        if talk and (p.pending or p.config.resolved_via):  # the registry's note, once
             print(plan_line(p), flush=True)
 
     for config in datasets:
@@ -389,6 +390,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "schema":
             _print_json(json_schema())
             return ExitCode.OK
+        if args.command == "datasets":
+            return run_datasets(args.json, environ)
         loaded = load_spec(args.spec, environ)
         _secrets_of(loaded, environ, secrets)
         ctx = _Context(args, environ, secrets, loaded)

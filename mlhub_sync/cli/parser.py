@@ -127,4 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="poll the file system instead of using inotify (network shares)",
     )
     command("schema", "print the JSON Schema of the spec")
+    command(
+        "datasets", "list where the former Radiant MLHub datasets went (the registry)"
+    ).add_argument("--json", action="store_true", help="print the registry as JSON")
     return parser

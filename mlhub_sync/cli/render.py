@@ -23,7 +23,6 @@ from mlhub_sync.plan.decide import Action
 from mlhub_sync.progress import binary_size as human_bytes  # 1536 -> 1.5 KiB
 from mlhub_sync.session import ApplyOutcome, DatasetPlan
 from mlhub_sync.status import DatasetStatus
-from mlhub_sync.verify import VerifyResult
 
 PLAN_FORMAT = "mlhub-sync.plan/1"
 
@@ -32,9 +31,6 @@ APPLY_FORMAT = "mlhub-sync.apply/1"
 
 
 STATUS_FORMAT = "mlhub-sync.status/1"
-
-
-VERIFY_FORMAT = "mlhub-sync.verify/1"
 
 
 _ORDER = (Action.DOWNLOAD, Action.RESUME, Action.REPLACE, Action.VERIFY, Action.KEEP)
@@ -63,8 +59,9 @@ def _lines(text: str) -> str:
 
 
 def plan_line(p: DatasetPlan) -> str:
-    """One line per dataset: what apply would do."""
-    return _lines(_plan_line(p))
+    """One line per dataset: what apply would do (and, below it, where a source came from)."""
+    via = p.config.resolved_via
+    return _lines(_plan_line(p) + (f"\n  resolved via {via}" if via else ""))
 
 
 def _plan_line(p: DatasetPlan) -> str:
@@ -88,6 +85,8 @@ def plan_text(plans: Sequence[DatasetPlan]) -> str:
     for p in plans:
         cfg, sel = p.config, p.selection
         out.append(f"{cfg.label} -> {cfg.dataset_dir}")
+        if cfg.resolved_via:
+            out.append(f"  resolved via {cfg.resolved_via}")
         if cfg.asset_dir != cfg.dataset_dir:
             out.append(f"  assets -> {cfg.asset_dir}")
         state = "rebuilt" if p.catalog.reindexed else "up to date"
@@ -194,6 +193,7 @@ def _plan_dataset_json(p: DatasetPlan) -> dict[str, Any]:
         "dataset_dir": str(cfg.dataset_dir),
         "asset_dir": str(cfg.asset_dir),
         "catalog_only": cfg.catalog_only,
+        "resolved_via": cfg.resolved_via,
         "catalog": {
             "reindexed": p.catalog.reindexed,
             "items": p.catalog.items,
@@ -348,6 +348,8 @@ def status_text(statuses: Sequence[DatasetStatus]) -> str:
         )
         keep = p.plan.tally(Action.KEEP)
         out.append(f"{cfg.label} -> {cfg.dataset_dir}")
+        if cfg.resolved_via:
+            out.append(f"  resolved via {cfg.resolved_via}")
         out.append(
             f"  selected {count(p.selection.selected, 'file')}; in sync {keep.files} "
             f"({human_bytes(keep.bytes)}); last sync {when}"
@@ -379,39 +381,3 @@ def status_json(statuses: Sequence[DatasetStatus], failed: Failures = ()) -> dic
         "datasets": in_spec_order(datasets, failed),
         "pending": sum(s.planned.pending for s in statuses),
     }
-
-
-def verify_text(results: Sequence[VerifyResult], deep: bool) -> str:
-    """``verify`` for people."""
-    out = []
-    for r in results:
-        how = "content (md5)" if deep else "size and mtime"
-        out.append(
-            f"{r.config.label}: {count(r.checked, 'file')} checked by {how}: {r.ok} ok, "
-            f"{r.missing} missing, {r.changed} changed, {r.corrupt} corrupt"
-            + (f", {r.unverifiable} without a recorded hash" if r.unverifiable else "")
-        )
-        out.extend(f"  {_shown(path)}: {what}" for path, what in r.problems[:50])
-    return _lines("\n".join(out))
-
-
-def verify_json(
-    results: Sequence[VerifyResult], deep: bool, failed: Failures = ()
-) -> dict[str, Any]:
-    """``verify`` as JSON (``format: mlhub-sync.verify/1``)."""
-    entries = [
-        {
-            "id": r.config.id,
-            "index": r.config.index,
-            "checked": r.checked,
-            "ok": r.ok,
-            "missing": r.missing,
-            "changed": r.changed,
-            "corrupt": r.corrupt,
-            "unverifiable": r.unverifiable,
-            "problems": [{"path": p, "problem": w} for p, w in r.problems],
-            "error": None,
-        }
-        for r in results
-    ]
-    return {"format": VERIFY_FORMAT, "deep": deep, "datasets": in_spec_order(entries, failed)}

@@ -15,6 +15,7 @@ from pydantic import (
 
 from mlhub_sync.config.diagnostics import issues_from
 from mlhub_sync.config.filter_settings import DatetimeRange, as_aware
+from mlhub_sync.config.homes import registry_source
 from mlhub_sync.config.loader import LoadedYaml, load_yaml
 from mlhub_sync.config.models import (
     ArchiveLimits,
@@ -75,6 +76,7 @@ class DatasetConfig:
     max_asset_size: int = DEFAULT_MAX_ASSET_SIZE
     allow_private_redirects: bool = False
     strict: bool = False  # an unreadable catalog document is fatal (spec or --strict)
+    resolved_via: str | None = None  # why a dataset without a source goes where it goes
 
     @property
     def net(self) -> NetSettings:
@@ -128,11 +130,18 @@ def load_spec(path: Path | str, environ: Mapping[str, str] | None = None) -> Loa
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([SpecIssue(str(path), "", f"cannot read the spec: {exc}")]) from exc
     loaded = load_yaml(text, str(path), os.environ if environ is None else environ)
-    return resolve_spec(loaded, path.resolve().parent, spec_path=path)
+    return resolve_spec(loaded, path.resolve().parent, spec_path=path, environ=environ)
 
 
-def resolve_spec(loaded: LoadedYaml, base_dir: Path, spec_path: Path | None = None) -> LoadedSpec:
-    """Validate parsed spec data and resolve every dataset against ``base_dir``."""
+def resolve_spec(
+    loaded: LoadedYaml,
+    base_dir: Path,
+    spec_path: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> LoadedSpec:
+    """Validate parsed spec data and resolve every dataset against ``base_dir``; a dataset
+    without a source looks its id up in the registry (``config/homes.py``) in ``environ``."""
+    env = os.environ if environ is None else environ
     if not isinstance(loaded.data, dict):
         raise SpecError(
             [SpecIssue(loaded.location(()), "", "the spec must be a mapping (version, datasets)")]
@@ -142,18 +151,23 @@ def resolve_spec(loaded: LoadedYaml, base_dir: Path, spec_path: Path | None = No
     except ValidationError as exc:
         raise SpecError(issues_from(exc, loaded)) from None
     datasets = tuple(
-        _resolve(entry, spec.defaults, index, base_dir) for index, entry in enumerate(spec.datasets)
+        _resolve(entry, spec.defaults, index, base_dir, env)
+        for index, entry in enumerate(spec.datasets)
     )
     _check_unique(datasets, loaded)
     return LoadedSpec(path=spec_path, spec=spec, datasets=datasets)
 
 
-def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) -> DatasetConfig:
+def _resolve(
+    entry: DatasetEntry, defaults: Defaults, index: int, base: Path, environ: Mapping[str, str]
+) -> DatasetConfig:
     def pick(name: str) -> Any:
         value = getattr(entry, name)
         return getattr(defaults, name) if value is None else value
 
-    source = pick("source") or MlhubSource()
+    source, resolved_via = pick("source"), None
+    if source is None:
+        source, resolved_via = registry_source(entry.id, environ)
     if isinstance(source, ArchiveSource | StacSource) and source.path is not None:
         source = source.model_copy(update={"path": str(_absolute(source.path, base))})
     sidecar = source.sidecar if isinstance(source, S3Source | AzureSource) else None
@@ -201,6 +215,7 @@ def _resolve(entry: DatasetEntry, defaults: Defaults, index: int, base: Path) ->
         max_asset_size=int(pick("max_asset_size") or DEFAULT_MAX_ASSET_SIZE),
         allow_private_redirects=bool(pick("allow_private_redirects")),
         strict=bool(pick("strict")),
+        resolved_via=resolved_via,
     )
 
 

@@ -198,10 +198,11 @@ class _FlatTree(_Access):
     """An object-store prefix of plain files, read as STAC through path templates."""
 
     prefix: str = Field("", description="the key prefix to list, e.g. kenya-crop-challenge/")
-    template: str | list[str] | None = Field(
+    template: str | list[str | dict[str, str]] | None = Field(
         None,
         description="key pattern(s) relative to the prefix, e.g. '{split}_features/{item}/"
-        "{asset}.tif' (default: a key's folder is its item, its stem the asset)",
+        "{asset}.tif', or {pattern, collection, asset} with constants (default: a key's "
+        "folder is its item, its stem the asset)",
     )
     collection: str | None = Field(
         None, description="the collection of keys whose template has no {collection}"
@@ -215,7 +216,9 @@ class _FlatTree(_Access):
 
     @field_validator("template")
     @classmethod
-    def _templates_compile(cls, value: str | list[str] | None) -> str | list[str] | None:
+    def _templates_compile(
+        cls, value: str | list[str | dict[str, str]] | None
+    ) -> str | list[str | dict[str, str]] | None:
         if value is not None:
             compile_templates(value)
         return value

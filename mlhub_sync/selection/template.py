@@ -16,6 +16,11 @@ A template is a key pattern relative to the source's prefix, in ``/``-separated 
   match the same text both times.
 - ``{_}`` matches anything within a segment and is kept nowhere.
 
+A template may also be a mapping, ``{pattern: "source/{item}.tif", collection: ..., asset:
+...}``: its ``collection`` and ``asset`` are constants for the keys it matches (a pattern may
+not also have that field), so a tree whose folders are not the collection ids (``source/``,
+``labels/``) still lands in the collections and asset keys a catalog had.
+
 A field matches one or more characters within a segment (never a ``/``), as few as the rest of
 the pattern allows. The first template of a list that matches a key wins; a key that matches
 none is counted and listed by the caller. :func:`compile_templates` refuses a bad template
@@ -27,7 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 LAYOUT_FIELDS = ("collection", "item", "asset")
@@ -61,6 +66,7 @@ class Template:
     pattern: re.Pattern[str]
     names: tuple[str, ...]  # the named fields in order of first appearance (``date`` too)
     date_format: str | None
+    fixed: Mapping[str, str] = field(default_factory=dict)  # constant collection / asset
 
     def match(self, key: str, default_collection: str) -> KeyMatch | None:
         """What ``key`` is under this template, or ``None`` when it does not match."""
@@ -77,20 +83,43 @@ class Template:
         others = [n for n in self.names if n not in LAYOUT_FIELDS]
         item = values.get("item") or "_".join(values[n] for n in others) or "_"
         return KeyMatch(
-            collection=values.get("collection") or default_collection,
+            collection=values.get("collection") or self.fixed.get("collection", default_collection),
             item=item,
-            asset=values.get("asset") or _stem(key),
+            asset=values.get("asset") or self.fixed.get("asset") or _stem(key),
             datetime=when,
             properties={n: values[n] for n in others if n != "date"},
         )
 
 
-def compile_templates(templates: str | Sequence[str]) -> tuple[Template, ...]:
+TemplateSpec = str | Mapping[str, str]
+"""A template as a spec gives it: the pattern, or ``{pattern, collection?, asset?}``."""
+
+
+def compile_templates(templates: TemplateSpec | Sequence[TemplateSpec]) -> tuple[Template, ...]:
     """Compile one template or a list; ``ValueError`` naming the template and the problem."""
-    texts = [templates] if isinstance(templates, str) else list(templates)
+    texts = [templates] if isinstance(templates, str | Mapping) else list(templates)
     if not texts:
         raise ValueError("give at least one template")
-    return tuple(_compile(text) for text in texts)
+    return tuple(_compile_spec(text) for text in texts)
+
+
+def _compile_spec(spec: TemplateSpec) -> Template:
+    if isinstance(spec, str):
+        return _compile(spec)
+    extra = sorted(set(spec) - {"pattern", "collection", "asset"})
+    pattern = spec.get("pattern")
+    if not isinstance(pattern, str) or extra:
+        raise ValueError(
+            f"template {dict(spec)!r}: a mapping takes pattern (required), collection, asset"
+        )
+    template = _compile(pattern)
+    fixed = {name: value for name, value in spec.items() if name != "pattern"}
+    for name, value in fixed.items():
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"template {pattern!r}: {name} must be a non-empty text")
+        if name in template.names:
+            raise ValueError(f"template {pattern!r}: {{{name}}} is in the pattern and fixed too")
+    return replace(template, fixed=fixed)
 
 
 def match_key(templates: Sequence[Template], key: str, default_collection: str) -> KeyMatch | None:

@@ -60,7 +60,8 @@ def unavailable(exc: CatalogError, dataset_id: str, root_url: str) -> SourceUnav
         return None
     hint = (
         f"sync {dataset_id} from where it is kept now: a source of type archive (url or path "
-        "of its .tar.gz) or stac (of its catalog.json), see the README's Sources"
+        "of its .tar.gz), stac (of its catalog.json), stac-api, s3 or azure, see the README's "
+        "Sources; `mlhub-sync datasets` lists where the former MLHub datasets went"
     )
     if host not in RETIRED_HOSTS:
         check = "the dataset id" if exc.status else "source.root_url (or $MLHUB_ROOT_URL)"

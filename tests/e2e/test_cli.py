@@ -1,6 +1,6 @@
-"""The CLI as a real subprocess: the schema command's output and exit code, and progress on a
-real terminal (a pseudo-terminal as the process's stderr) versus a pipe. The other CLI tests
-call ``mlhub_sync.cli.main`` in-process (tests/integration/test_cli.py)."""
+"""The CLI as a real subprocess: the schema and datasets commands' output and exit code, and
+progress on a real terminal (a pseudo-terminal as the process's stderr) versus a pipe. The
+other CLI tests call ``mlhub_sync.cli.main`` in-process (tests/integration/test_cli.py)."""
 
 from __future__ import annotations
 
@@ -96,3 +96,10 @@ def test_progress_bars_on_a_terminal_and_plain_lines_elsewhere(
     assert "download assets: 1/1 files" in plain
     piped = cli("apply", spec)
     assert "%|" not in piped.stderr and "\x1b[" not in piped.stderr
+
+
+def test_datasets_command_lists_the_registry(tmp_path: Path) -> None:
+    result = run_cli_process("datasets", "--json", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    ids = {entry["id"] for entry in json.loads(result.stdout)["datasets"]}
+    assert {"nasa_marine_debris", "sen12floods", "ref_cloud_cover_detection_challenge_v1"} <= ids

@@ -1,5 +1,6 @@
 """The dead API: the default source is the Radiant MLHub API, retired in 2023. A new user's
-first ``apply`` of ``datasets: [{id: sen12floods}]`` says in one line what happened and what to
+first ``apply`` of ``datasets: [{id: bigearthnet_v1}]`` (an id the registry of where the
+MLHub datasets went does not know) says in one line what happened and what to
 do, fast; a 404 says the dataset is not found, without the server's page; ``plan --json`` is
 a document with the error per dataset (issue 12, C9). No test here needs the internet."""
 
@@ -56,30 +57,33 @@ def test_a_root_whose_name_does_not_resolve_fails_fast_on_one_line(
         "mlhub-sync: error: sen12floods (datasets[0]): cannot reach https://mlhub.invalid/v1/: "
         "the host name mlhub.invalid does not resolve; check source.root_url"
     )
-    assert "a source of type archive" in line and "or stac" in line
+    assert "a source of type archive" in line and ", stac (" in line
+    assert line.endswith("`mlhub-sync datasets` lists where the former MLHub datasets went")
 
 
 def test_the_default_root_says_the_api_was_retired_and_where_to_go(
     tmp_path: Path, cli: Any, refusing_port: int
 ) -> None:
-    # The spec names no source: the default root, https://api.radiant.earth/mlhub/v1/. Every
-    # request goes to a proxy on a local port that refuses it, so no byte leaves this machine.
+    # The spec names no source and the id is not in the registry of where the MLHub datasets
+    # went: the default root, https://api.radiant.earth/mlhub/v1/. Every request goes to a
+    # proxy on a local port that refuses it, so no byte leaves this machine.
     proxy = f"http://127.0.0.1:{refusing_port}"
     spec = tmp_path / "spec.yaml"
     spec.write_text(
-        "defaults: {retry: {backoff: 0.01, max_backoff: 0.01}}\ndatasets: [{id: sen12floods}]\n"
+        "defaults: {retry: {backoff: 0.01, max_backoff: 0.01}}\ndatasets: [{id: bigearthnet_v1}]\n"
     )
     env = {name: proxy for name in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")}
     result = cli("apply", spec, env={**env, "no_proxy": "", "NO_PROXY": ""})
     assert result.code == ExitCode.FAILURES
     (line,) = result.stderr.splitlines()
     assert line.startswith(
-        "mlhub-sync: error: sen12floods (datasets[0]): cannot reach the Radiant MLHub API "
+        "mlhub-sync: error: bigearthnet_v1 (datasets[0]): cannot reach the Radiant MLHub API "
         "(retired in 2023) at https://api.radiant.earth/mlhub/v1/: "
     )
     assert line.endswith(
-        "; sync sen12floods from where it is kept now: a source of type archive (url or path "
-        "of its .tar.gz) or stac (of its catalog.json), see the README's Sources"
+        "; sync bigearthnet_v1 from where it is kept now: a source of type archive (url or path "
+        "of its .tar.gz), stac (of its catalog.json), stac-api, s3 or azure, see the README's "
+        "Sources; `mlhub-sync datasets` lists where the former MLHub datasets went"
     )
 
 

@@ -61,6 +61,7 @@ def test_every_command_prints_what_it_printed_before(tmp_path: Path, hub: Hub, c
         ("plan-in-sync.json", ["plan", spec, "--json"]),
         ("lock.txt", ["lock", spec]),
         ("plan-locked.txt", ["plan", spec, "--locked"]),
+        ("datasets.txt", ["datasets"]),  # the registry of where the MLHub datasets went
     ]
     for name, args in runs:
         result = cli(*args)
