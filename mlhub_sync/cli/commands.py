@@ -35,12 +35,11 @@ from mlhub_sync.cli.render import (
     status_text,
 )
 from mlhub_sync.cli.render_verify import verify_json, verify_text
+from mlhub_sync.cli.scope import secrets_of, selected
 from mlhub_sync.cli.terminal import choose_reporter, configure_logging, silence_stdout
-from mlhub_sync.config.access import access_secrets, source_headers
-from mlhub_sync.config.credentials import resolve_api_key
+from mlhub_sync.config.access import source_headers
 from mlhub_sync.config.models import json_schema
 from mlhub_sync.config.resolve import DatasetConfig, LoadedSpec, load_spec, missing_inputs
-from mlhub_sync.config.sources import MlhubSource
 from mlhub_sync.errors import (
     ExitCode,
     MlhubSyncError,
@@ -60,30 +59,6 @@ log = logging.getLogger("mlhub_sync")
 
 
 T = TypeVar("T")
-
-
-def _selected(loaded: LoadedSpec, ids: Sequence[str]) -> list[DatasetConfig]:
-    if not ids:
-        return list(loaded.datasets)
-    unknown = sorted(set(ids) - {d.id for d in loaded.datasets})
-    if unknown:
-        raise UsageError(
-            f"--dataset {', '.join(unknown)}: not in the spec",
-            hint="use an id listed under datasets:",
-        )
-    return [d for d in loaded.datasets if d.id in ids]
-
-
-def _secrets_of(loaded: LoadedSpec, environ: Mapping[str, str], secrets: SecretFilter) -> None:
-    secrets.add(environ.get("MLHUB_API_KEY"))
-    for ds in loaded.datasets:
-        for secret in access_secrets(ds.source, environ):  # headers:, a signing key
-            secrets.add(secret)
-        if isinstance(ds.source, MlhubSource):
-            # the key may come from a profile file: it must be scrubbed too (an unusable
-            # profile is reported when the dataset runs)
-            with contextlib.suppress(MlhubSyncError):
-                secrets.add(resolve_api_key(ds.source, environ))
 
 
 def _print_json(data: Any) -> None:
@@ -120,7 +95,7 @@ class _Context:
 
 
 def _cmd_validate(ctx: _Context, loaded: LoadedSpec) -> int:
-    datasets = _selected(loaded, ctx.args.dataset)
+    datasets = selected(loaded, ctx.args.dataset)
     problems = {d.label: missing_inputs(d) for d in datasets}
     if ctx.args.json:
         _print_json(
@@ -200,7 +175,7 @@ def _plan_one(ctx: _Context, loaded: LoadedSpec, config: DatasetConfig) -> Datas
 
 def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
     plans, failed, worst = _each(
-        ctx, _selected(loaded, ctx.args.dataset), lambda c: _plan_one(ctx, loaded, c)
+        ctx, selected(loaded, ctx.args.dataset), lambda c: _plan_one(ctx, loaded, c)
     )
     drifted = [p for p in plans if p.drift is not None and p.drift.drifted]
     for p in drifted:
@@ -224,7 +199,7 @@ def _cmd_plan(ctx: _Context, loaded: LoadedSpec) -> int:
 
 
 def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
-    datasets = _selected(loaded, ctx.args.dataset)
+    datasets = selected(loaded, ctx.args.dataset)
     outcomes: list[ApplyOutcome] = []
     failed: Failed = []
     worst: int = ExitCode.OK
@@ -274,7 +249,7 @@ def _cmd_apply(ctx: _Context, loaded: LoadedSpec) -> int:
 
 
 def _cmd_status(ctx: _Context, loaded: LoadedSpec) -> int:
-    statuses, failed, worst = _each(ctx, _selected(loaded, ctx.args.dataset), dataset_status)
+    statuses, failed, worst = _each(ctx, selected(loaded, ctx.args.dataset), dataset_status)
     if ctx.args.json:
         _print_json(status_json(statuses, failed))
     elif not ctx.args.quiet:
@@ -284,7 +259,7 @@ def _cmd_status(ctx: _Context, loaded: LoadedSpec) -> int:
 
 def _cmd_verify(ctx: _Context, loaded: LoadedSpec) -> int:
     results, failed, worst = _each(
-        ctx, _selected(loaded, ctx.args.dataset), lambda c: verify_dataset(c, deep=ctx.args.deep)
+        ctx, selected(loaded, ctx.args.dataset), lambda c: verify_dataset(c, deep=ctx.args.deep)
     )
     if ctx.args.json:
         _print_json(verify_json(results, ctx.args.deep, failed))
@@ -326,7 +301,7 @@ def _cmd_lock(ctx: _Context, loaded: LoadedSpec) -> int:
 
 
 def _cmd_watch(ctx: _Context, loaded: LoadedSpec) -> int:
-    _selected(loaded, ctx.args.dataset)  # unknown ids are a usage error up front
+    selected(loaded, ctx.args.dataset)  # unknown ids are a usage error up front
     if ctx.args.refresh_interval is not None and ctx.args.refresh_interval <= 0:
         raise UsageError("--refresh-interval must be a positive number of seconds")
 
@@ -393,7 +368,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if args.command == "datasets":
             return run_datasets(args.json, environ)
         loaded = load_spec(args.spec, environ)
-        _secrets_of(loaded, environ, secrets)
+        secrets_of(loaded, environ, secrets)
         ctx = _Context(args, environ, secrets, loaded)
         # Nothing is silent while a command talks to the network (watch reports per run).
         beating = args.command in ("plan", "apply", "lock")

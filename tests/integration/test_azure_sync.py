@@ -23,6 +23,7 @@ CHIPS = ("adwp", "adwu", "adxp")
 BANDS = ("B02", "B03", "B04", "B08")
 TEMPLATES = ["{split}_features/{item}/{asset}.tif", "{split}_labels/{item}.tif"]
 CLOUD = "ref_cloud_cover_detection_challenge_v1/final/public"
+PRIVATE = "/devstoreaccount1/private/"  # the SAS-only container's blob paths
 
 
 def band(chip: str, name: str) -> bytes:
@@ -149,7 +150,9 @@ def test_a_sas_token_lists_a_private_container_and_is_in_no_file_or_output(
     assert applied.code == 0, applied.stderr
     synced = [p for p in (tmp_path / "out").rglob("*.tif") if p.is_file()]
     assert len(synced) == planned["pending"]
-    blob_gets = [t for m, t, _ in service.requests() if m == "GET" and ".tif" in t]
+    blob_gets = [
+        t for m, t, _ in service.requests() if m == "GET" and t.startswith(PRIVATE) and ".tif" in t
+    ]
     assert blob_gets and all("sig=" in t for t in blob_gets)
     for text in (result.stdout, result.stderr, applied.stdout, applied.stderr):
         assert signature not in text and quote(signature, safe="") not in text
