@@ -4,11 +4,12 @@ The seed document (``shared/seeds``) downloads ``nasa_marine_debris`` whole and
 ``sen12floods`` with a collection filter (``sen12floods_s2_source``: B02, B03, B04, B08;
 ``sen12floods_s2_labels``: labels, documentation) and a datetime window (2019-04-01 to
 2019-04-07). Here the same spec, with no ``source``, resolves through the registry; the
-registry's entries are pointed at a Source-Cooperative-style S3 on 127.0.0.1 (moto behind
-``tests/support/moto_s3.py``'s front) the way a user points them at a mirror: a
-``$MLHUB_SYNC_HOMES`` file whose entries keep the packaged prefix and templates and change
-only where the bytes are. The emulator holds keys shaped like the real homes (torchgeo's
-trees; see the comments in ``mlhub_sync/config/homes.yaml``).
+registry's entries (both in the Azure container the old MLHub hrefs pointed at) are pointed
+at a real Azure Blob emulator on 127.0.0.1 (Azurite, ``tests/support/azurite.py``) the way a
+user points them at a mirror: a ``$MLHUB_SYNC_HOMES`` file whose entries keep the packaged
+source (its type, container, prefix and templates) and change only its ``endpoint``. The
+emulator holds keys shaped like the real homes (torchgeo's trees; see the comments in
+``mlhub_sync/config/homes.yaml``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from mlhub_sync.config.homes import HOMES_ENV, load_homes
 from mlhub_sync.errors import ExitCode
-from tests.support.moto_s3 import source_coop
+from tests.support.azurite import Blob, Container, azurite
 
 CHIPS = ["20160928_153233_0e16_16816-29821-16", "20170326_153234_0e26_17069-29758-16"]
 BANDS = ["B01", "B02", "B03", "B04", "B08", "B11"]
@@ -46,20 +47,17 @@ def floods() -> dict[str, int]:
     return keys
 
 
-def mirror_of_the_registry(path: Path, endpoint: str, bucket: str) -> Path:
+def mirror_of_the_registry(path: Path, endpoint: str) -> Path:
     """A homes file: the packaged entries of the seed's datasets, moved to ``endpoint``."""
     entries = {}
     for dataset in ("nasa_marine_debris", "sen12floods"):
         home = load_homes({}).find(dataset)
         assert home is not None
+        assert home.source.type == "azure"  # where the old MLHub hrefs pointed
         fields = home.model_dump(mode="json", exclude={"id", "source", "mirrors"})
-        packaged = home.source.model_dump(mode="json", exclude_unset=True)
         fields["source"] = {
-            "type": "s3",
-            "bucket": bucket,
+            **home.source.model_dump(mode="json", exclude_unset=True),
             "endpoint": endpoint,
-            "prefix": packaged["prefix"],
-            "template": packaged["template"],
         }
         entries[dataset] = fields
     path.write_text(json.dumps({"version": 1, "datasets": entries}), encoding="utf-8")
@@ -101,9 +99,10 @@ CALLS = [
 
 
 def test_the_seeds_calls_plan_from_their_new_home(tmp_path: Path, cli: Any) -> None:
-    seed = {"radiantearth": {**marine_debris(), **floods()}}
-    with source_coop(tmp_path / "s3", seed) as (_moto, front):
-        homes = mirror_of_the_registry(tmp_path / "homes.yaml", front.url, "radiantearth")
+    keys = {**marine_debris(), **floods()}
+    blobs = {key: Blob(b"x" * size) for key, size in keys.items()}
+    with azurite(tmp_path / "azurite", [Container("mlhub", True, blobs)]) as service:
+        homes = mirror_of_the_registry(tmp_path / "homes.yaml", service.endpoint)
         spec = tmp_path / "spec.yaml"
         spec.write_text(
             "datasets:\n" + "".join(f"  - {entry}\n" for _, entry, _ in CALLS), encoding="utf-8"
@@ -113,18 +112,18 @@ def test_the_seeds_calls_plan_from_their_new_home(tmp_path: Path, cli: Any) -> N
         result = cli("plan", spec, "--json", env=env)
         assert result.code == ExitCode.OK, result.stderr
         planned = result.json()["datasets"]
-        host = front.url.removeprefix("http://")
+        endpoint = service.endpoint.removeprefix("http://").split("/")[0]  # its host
 
         for (call, _, files), dataset in zip(CALLS, planned, strict=True):
             assert dataset["selection"]["files"] == files, call
         debris, flood, _, _, spatial, catalog = planned
         assert debris["resolved_via"] == (
-            f"the registry ({homes}): s3://radiantearth/nasa-marine-debris/ on {host} "
-            "(the MLHub API shut down in 2023)"
+            f"the registry ({homes}): azure://radiantearth/mlhub/nasa-marine-debris/ on "
+            f"{endpoint} (the MLHub API shut down in 2023)"
         )
         assert debris["catalog"]["unmatched_keys"]["count"] == 1  # the .jpg the catalog lacked
         assert flood["resolved_via"].startswith(
-            f"the registry ({homes}): s3://radiantearth/sen12floods/ on {host} "
+            f"the registry ({homes}): azure://radiantearth/mlhub/sen12floods/ on {endpoint} "
             "(the MLHub API shut down in 2023; the entry is unverified"
         )
         assert flood["catalog"]["unmatched_keys"]["sample"] == ["documentation.pdf"]
@@ -138,14 +137,25 @@ def test_the_seeds_calls_plan_from_their_new_home(tmp_path: Path, cli: Any) -> N
         text = cli("plan", spec, env=env)
         assert text.code == ExitCode.OK, text.stderr
         for dataset in ("nasa-marine-debris", "sen12floods"):
-            line = f"  resolved via the registry ({homes}): s3://radiantearth/{dataset}/ on {host}"
+            line = (
+                f"  resolved via the registry ({homes}): azure://radiantearth/mlhub/{dataset}/ "
+                f"on {endpoint}"
+            )
             assert sum(row.startswith(line) for row in text.stdout.splitlines()) == 1
 
-        # apply says it once too (before its bars: the plan line), and fetches from the front
+        # apply says it once too (before its bars: the plan line), and fetches from the mirror
         spec.write_text(f"datasets:\n  - {CALLS[0][1]}\n", encoding="utf-8")
         applied = cli("apply", spec, env=env)
         assert applied.code == ExitCode.OK, applied.stderr
-        line = f"  resolved via the registry ({homes}): s3://radiantearth/nasa-marine-debris/"
+        line = (
+            f"  resolved via the registry ({homes}): azure://radiantearth/mlhub/nasa-marine-debris/"
+        )
         assert sum(row.startswith(line) for row in applied.stdout.splitlines()) == 1
-        assert front.count("/radiantearth/nasa-marine-debris/source/") == 2
+        fetched = [
+            target
+            for method, target, _ in service.requests()
+            if method == "GET"
+            and target.startswith("/devstoreaccount1/mlhub/nasa-marine-debris/source/")
+        ]
+        assert len(fetched) == 2
         assert (tmp_path / "nasa_marine_debris/nasa_marine_debris_labels").is_dir()
