@@ -84,10 +84,15 @@ class Result:
 
 
 def _cli_environ(cwd: Path | None, env: Mapping[str, str] | None) -> dict[str, str]:
-    """The environment of one CLI run: this process's, less every ``MLHUB_*`` variable, with
-    ``MLHUB_HOME`` in the run's folder (so a real ``~/.mlhub`` is never read), then ``env``."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MLHUB_")}
-    full_env["MLHUB_HOME"] = str((cwd or Path.cwd()) / ".mlhub-home")
+    """The environment of one CLI run: this process's, less every ``MLHUB_*`` and ``AWS_*``
+    variable, with ``MLHUB_HOME`` and the AWS files in the run's folder (so a real
+    ``~/.mlhub`` or ``~/.aws`` is never read, and no one's keys sign a test's requests),
+    then ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLHUB_", "AWS_"))}
+    home = cwd or Path.cwd()
+    full_env["MLHUB_HOME"] = str(home / ".mlhub-home")
+    full_env["AWS_SHARED_CREDENTIALS_FILE"] = str(home / ".aws-home" / "credentials")
+    full_env["AWS_CONFIG_FILE"] = str(home / ".aws-home" / "config")
     full_env.update(env or {})
     return full_env
 

@@ -6,20 +6,26 @@
   catalog and listing requests, asset transfers to the same origin get them through the
   signer; no other host ever does.
 - :func:`transfer_signer`: the :class:`~mlhub_sync.net.signing.Signer` of a run's asset
-  transfers: the headers, ``sign: planetary-computer`` tokens (``net/planetary.py``) and an
-  ``azure`` source's SAS token (for its own container's URLs only).
+  transfers: the headers, ``sign: planetary-computer`` tokens (``net/planetary.py``), an
+  ``azure`` source's SAS token (for its own container's URLs only) and an ``s3`` source's
+  presigned URLs when it has AWS credentials (``config/aws.py``; its own bucket's URLs
+  only).
 - :func:`access_secrets`: every secret value among them (header values, the Planetary
-  Computer subscription key), for redaction in logs, errors and reports.
+  Computer subscription key, a SAS token, an AWS secret key and session token), for
+  redaction in logs, errors and reports.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
+from mlhub_sync.config.aws import s3_credentials, s3_presigner
 from mlhub_sync.config.credentials import resolve_root_url, resolve_sas_token
 from mlhub_sync.config.sources import AzureSource, MlhubSource, S3Source
+from mlhub_sync.errors import MlhubSyncError
 from mlhub_sync.net.client import Http
 from mlhub_sync.net.planetary import PlanetaryComputer
 from mlhub_sync.net.signing import SasSigner, Signer, SourceHeaders, chain
@@ -48,9 +54,11 @@ def transfer_signer(source: Any, http: Http, environ: Mapping[str, str]) -> Sign
     """The signer of the run's asset transfers (``None``: nothing to sign). Built once per
     run: its token cache is shared by every transfer."""
     tokens = PlanetaryComputer(http, environ) if source.sign == "planetary-computer" else None
-    sas = None
+    sas: Signer | None = None
     if isinstance(source, AzureSource) and (token := resolve_sas_token(source, environ)):
         sas = SasSigner(token, (source.container_url + "/",))  # its container only
+    elif isinstance(source, S3Source):
+        sas = s3_presigner(source, environ)  # its bucket only; None: anonymous
     return chain(tokens, sas, source_headers(source, environ))
 
 
@@ -65,4 +73,9 @@ def access_secrets(source: Any, environ: Mapping[str, str]) -> list[str]:
     if isinstance(source, AzureSource) and (token := resolve_sas_token(source, environ)):
         found.append(token)
         found += [v for k, v in parse_qsl(token) if k == "sig"]
+    if isinstance(source, S3Source):
+        # a broken profile is reported when the dataset runs, not by every command
+        with contextlib.suppress(MlhubSyncError):
+            creds = s3_credentials(source, environ)
+            found += creds.secrets if creds is not None else []
     return list(dict.fromkeys(value for value in found if value))

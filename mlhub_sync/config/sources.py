@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from pydantic import (
     BeforeValidator,
@@ -224,10 +224,13 @@ class _FlatTree(_Access):
         return value
 
 
+SOURCE_COOP_HOSTS = frozenset({"data.source.coop"})  # its data proxy: public, unsigned
+
+
 class S3Source(_FlatTree):
     """Keys under an S3 prefix (AWS, Source Cooperative's ``https://data.source.coop``, any
     S3-compatible endpoint). Credentials from the usual AWS chain when present, else
-    anonymous."""
+    anonymous (``config/aws.py``); ``anonymous`` decides it instead."""
 
     type: Literal["s3"]
     bucket: Annotated[str, Field(min_length=1)] = Field(
@@ -239,8 +242,37 @@ class S3Source(_FlatTree):
     )
     region: str = Field("us-west-2", description="the bucket's region")
     requester_pays: bool = Field(False, description="send x-amz-request-payer: requester")
+    anonymous: bool | None = Field(
+        None,
+        description="true: never sign (a public bucket); false: sign, and fail without "
+        "credentials; default: sign when AWS credentials are found, except for "
+        "https://data.source.coop (public)",
+    )
+    profile: str | None = Field(
+        None, description="the AWS profile to read (default $AWS_PROFILE, else default)"
+    )
 
     _check_endpoint = field_validator("endpoint")(lambda v: v if v is None else _http_url(v))
+
+    @property
+    def bucket_url(self) -> str:
+        """The bucket's URL, unsigned, ending in ``/``: ``{endpoint}/{bucket}/`` (path-style)
+        for a custom endpoint, else AWS's virtual-hosted address (path-style for a bucket
+        whose name has a dot, which no wildcard certificate covers). Listing, object URLs
+        and the signer's prefix all start with it."""
+        if self.endpoint is not None:
+            return f"{self.endpoint.rstrip('/')}/{quote(self.bucket, safe='')}/"
+        if "." in self.bucket:
+            return f"https://s3.{self.region}.amazonaws.com/{quote(self.bucket, safe='')}/"
+        return f"https://{self.bucket}.s3.{self.region}.amazonaws.com/"
+
+    @property
+    def public_endpoint(self) -> bool:
+        """Whether the endpoint is one that serves public data unsigned (Source
+        Cooperative's proxy), so that it is anonymous unless ``anonymous: false``."""
+        if self.endpoint is None:
+            return False
+        return (urlsplit(self.endpoint).hostname or "").lower() in SOURCE_COOP_HOSTS
 
 
 class AzureSource(_FlatTree):

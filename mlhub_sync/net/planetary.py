@@ -114,7 +114,7 @@ class PlanetaryComputer:
             return None  # already signed upstream
         return account, container
 
-    def cached(self, url: str) -> Signed | None:
+    def cached(self, url: str, method: str = "GET") -> Signed | None:
         """``url`` with its container's token while that is fresh; ``None``: :meth:`sign`."""
         key = self.container(url)
         if key is None:
@@ -124,7 +124,7 @@ class PlanetaryComputer:
             return None
         return Signed(with_query(url, token.query))
 
-    def sign(self, url: str) -> Signed:
+    def sign(self, url: str, method: str = "GET") -> Signed:
         """``url`` with a fresh token, fetched if the cached one is due (one request for all
         the callers waiting)."""
         key = self.container(url)
@@ -136,7 +136,7 @@ class PlanetaryComputer:
                 token = self._fetch(key, url)
         return Signed(with_query(url, token.query))
 
-    def renew(self, url: str, refused: Signed) -> Signed:
+    def renew(self, url: str, refused: Signed, method: str = "GET") -> Signed:
         """A new token unless the cached one is no longer the refused one (renewed since)."""
         key = self.container(url)
         if key is None:

@@ -5,7 +5,8 @@ report); each request asks a :class:`Signer` for the URL and the headers to send
 that rotates never reaches a file, and a long run can renew it. A signer is shared by every
 transfer of a run (all driver threads), so it must be thread-safe.
 
-The interface (three methods):
+The interface (three methods; each also takes the request's ``method``, ``GET`` or ``HEAD``:
+a signature that covers the method, an S3 presigned URL's, is good for that one only):
 
 - :meth:`Signer.cached` ``(url) -> Signed | None``: a signature usable *now* without any I/O
   (the transfer's hot path: one dict lookup), or ``None``: then the caller asks :meth:`sign`
@@ -25,7 +26,7 @@ host, port) only, never across a redirect to another one (``transfer/easy.py``,
 Signers here: :class:`SourceHeaders` (the spec's ``headers:``, for the source's own hosts),
 :class:`SasSigner` (a fixed SAS token appended as the query: the Azure source's
 ``sas_token``), :class:`Chain` (several in turn). ``net/planetary.py`` renews Planetary
-Computer tokens.
+Computer tokens; ``net/sigv4.py`` presigns an S3 bucket's URLs (AWS Signature Version 4).
 """
 
 from __future__ import annotations
@@ -50,15 +51,15 @@ class Signed:
 class Signer(Protocol):
     """Signs requests (see the module doc); thread-safe, shared by a run's transfers."""
 
-    def cached(self, url: str) -> Signed | None:
+    def cached(self, url: str, method: str = "GET") -> Signed | None:
         """A signature usable now, without I/O; ``None``: call :meth:`sign` (off the loop)."""
         ...
 
-    def sign(self, url: str) -> Signed:
+    def sign(self, url: str, method: str = "GET") -> Signed:
         """A signature for ``url`` (may block on a token request)."""
         ...
 
-    def renew(self, url: str, refused: Signed) -> Signed:
+    def renew(self, url: str, refused: Signed, method: str = "GET") -> Signed:
         """The host refused ``refused`` (401/403): a fresh signature (may block)."""
         ...
 
@@ -96,15 +97,15 @@ class SourceHeaders:
             return self.headers
         return {}
 
-    def cached(self, url: str) -> Signed:
+    def cached(self, url: str, method: str = "GET") -> Signed:
         """``url`` with the headers its origin gets."""
         return Signed(url, self.for_url(url))
 
-    def sign(self, url: str) -> Signed:
+    def sign(self, url: str, method: str = "GET") -> Signed:
         """As :meth:`cached`: nothing to fetch."""
         return self.cached(url)
 
-    def renew(self, url: str, refused: Signed) -> Signed:
+    def renew(self, url: str, refused: Signed, method: str = "GET") -> Signed:
         """Nothing to renew: the same headers."""
         return self.cached(url)
 
@@ -128,17 +129,17 @@ class SasSigner:
     token: str
     prefixes: tuple[str, ...] = ()
 
-    def cached(self, url: str) -> Signed:
+    def cached(self, url: str, method: str = "GET") -> Signed:
         """``url`` with the token appended (other URLs as they are)."""
         if self.prefixes and not url.startswith(self.prefixes):
             return Signed(url)
         return Signed(with_query(url, self.token))
 
-    def sign(self, url: str) -> Signed:
+    def sign(self, url: str, method: str = "GET") -> Signed:
         """As :meth:`cached`."""
         return self.cached(url)
 
-    def renew(self, url: str, refused: Signed) -> Signed:
+    def renew(self, url: str, refused: Signed, method: str = "GET") -> Signed:
         """As :meth:`cached`: a fixed token cannot be renewed."""
         return self.cached(url)
 
@@ -149,29 +150,29 @@ class Chain:
 
     signers: tuple[Signer, ...]
 
-    def cached(self, url: str) -> Signed | None:
+    def cached(self, url: str, method: str = "GET") -> Signed | None:
         """Every signer's cached signature, or ``None`` if one has none."""
         headers: dict[str, str] = {}
         for signer in self.signers:
-            signed = signer.cached(url)
+            signed = signer.cached(url, method)
             if signed is None:
                 return None
             url, headers = signed.url, {**headers, **signed.headers}
         return Signed(url, headers)
 
-    def sign(self, url: str) -> Signed:
+    def sign(self, url: str, method: str = "GET") -> Signed:
         """Every signer's signature in turn."""
         headers: dict[str, str] = {}
         for signer in self.signers:
-            signed = signer.sign(url)
+            signed = signer.sign(url, method)
             url, headers = signed.url, {**headers, **signed.headers}
         return Signed(url, headers)
 
-    def renew(self, url: str, refused: Signed) -> Signed:
+    def renew(self, url: str, refused: Signed, method: str = "GET") -> Signed:
         """Every signer renewed (each decides whether ``refused`` still holds its part)."""
         headers: dict[str, str] = {}
         for signer in self.signers:
-            signed = signer.renew(url, refused)
+            signed = signer.renew(url, refused, method)
             url, headers = signed.url, {**headers, **signed.headers}
         return Signed(url, headers)
 

@@ -112,13 +112,14 @@ class Sign:
     signer: Signer
     url: str
     refused: Signed | None = None
+    method: str = "GET"  # the request to be signed: GET, or HEAD
 
     def __call__(self) -> Signed | Failure:
         """Carry it out here (a driver's helper thread, or a synchronous driver)."""
         try:
             if self.refused is not None:
-                return self.signer.renew(self.url, self.refused)
-            return self.signer.sign(self.url)
+                return self.signer.renew(self.url, self.refused, self.method)
+            return self.signer.sign(self.url, self.method)
         except TransferError as exc:
             return Failure(exc)
 

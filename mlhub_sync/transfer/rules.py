@@ -188,7 +188,7 @@ class Transfers:
                 failure = reply.error
             elif renew and signing.refused(reply.status, sent, url):
                 renew = False  # once per transfer
-                yield from signing.renewed(self.signer, url, sent)
+                yield from signing.renewed(self.signer, url, sent, head=True)
                 continue
             elif reply.status == 200:
                 length = reply.headers.get("Content-Length")

@@ -39,9 +39,10 @@ def send(
     never reaches a result."""
     sent = Signed(href)
     if signer is not None:
-        found = signer.cached(href)
+        method = "HEAD" if head else "GET"
+        found = signer.cached(href, method)
         if found is None:
-            answer = yield Sign(signer, href)
+            answer = yield Sign(signer, href, method=method)
             if isinstance(answer, Failure):
                 return sent, answer
             found = _signed(answer)
@@ -59,11 +60,13 @@ def refused(status: int, sent: Signed, href: str) -> bool:
     return status in REFUSED and (sent.url != href or bool(sent.headers))
 
 
-def renewed(signer: Signer | None, href: str, refused: Signed) -> Steps[None]:
+def renewed(
+    signer: Signer | None, href: str, refused: Signed, *, head: bool = False
+) -> Steps[None]:
     """Renew the signature the host refused (the next :func:`send` sends the new one); a
     signer that fails raises its error (the refusal was final anyway)."""
     if signer is not None:
-        answer = yield Sign(signer, href, refused)
+        answer = yield Sign(signer, href, refused, "HEAD" if head else "GET")
         if isinstance(answer, Failure):
             raise answer.error
         _signed(answer)

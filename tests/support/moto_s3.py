@@ -59,9 +59,10 @@ def _free_port() -> int:
 class MotoS3:
     """``moto_server`` on 127.0.0.1 with ``seed`` in it; use as a context manager."""
 
-    def __init__(self, folder: Path, seed: Seed):
+    def __init__(self, folder: Path, seed: Seed, private: tuple[str, ...] = ()):
         self.folder = folder
         self.seed = seed
+        self.private = private  # buckets without the public-read policy
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -72,7 +73,7 @@ class MotoS3:
         manifest = self.folder / "moto-seed.jsonl"
         with manifest.open("w") as out:
             for bucket, keys in self.seed.items():
-                out.write(json.dumps([bucket, None, None]) + "\n")
+                out.write(json.dumps([bucket, None, bucket in self.private]) + "\n")
                 for key, value in keys.items():
                     if isinstance(value, bytes):
                         out.write(json.dumps([bucket, key, base64.b64encode(value).decode()]))
@@ -338,9 +339,10 @@ def _serve(port: int, manifest: Path) -> None:  # pragma: no cover - runs in the
     with manifest.open() as lines:
         for line in lines:
             bucket, key, value = json.loads(line)
-            if key is None:  # a public bucket, as Source Cooperative's are
+            if key is None:  # a public bucket, as Source Cooperative's are, unless private
                 backend.create_bucket(bucket, REGION)
-                backend.put_bucket_policy(bucket, _public_read(bucket))
+                if not value:
+                    backend.put_bucket_policy(bucket, _public_read(bucket))
             elif isinstance(value, str):
                 backend.put_object(bucket, key, base64.b64decode(value))
             else:

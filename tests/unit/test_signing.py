@@ -102,17 +102,17 @@ class Tokens:
     current: str | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def cached(self, url: str) -> Signed | None:
+    def cached(self, url: str, method: str = "GET") -> Signed | None:
         return None if self.current is None else Signed(f"{url}?sig={self.current}")
 
-    def sign(self, url: str) -> Signed:
+    def sign(self, url: str, method: str = "GET") -> Signed:
         if self.fail:
             raise TransferError("token endpoint down", retryable=True, error_class="signing")
         self.issued += 1
         self.current = f"tok{self.issued}"
         return Signed(f"{url}?sig={self.current}")
 
-    def renew(self, url: str, refused: Signed) -> Signed:
+    def renew(self, url: str, refused: Signed, method: str = "GET") -> Signed:
         self.renewals += 1
         return self.sign(url)
 
