@@ -18,6 +18,7 @@ from typing import Any, TextIO
 CHUNK = 1 << 16  # characters read at a time (more while one value does not fit)
 
 _SPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER = frozenset("0123456789+-.eE")  # what may follow the start of a number
 _DECODER = json.JSONDecoder()
 
 
@@ -56,8 +57,9 @@ class _Text:
         self.pos += 1
 
     def value(self) -> Any:
-        """The next JSON value. A value that ends where the buffer does may go on (a number
-        cut in two): it is decoded again once more text is read."""
+        """The next JSON value. One that ends where the buffer does, or before what could
+        go on a number (``1`` of ``1.5e3`` cut after ``1``), is decoded again once more text
+        is read."""
         self.peek()
         while True:
             try:
@@ -66,7 +68,7 @@ class _Text:
                 if self.more():
                     continue
                 raise
-            if end < len(self.text) or not self.more():
+            if (end < len(self.text) and self.text[end] not in _NUMBER) or not self.more():
                 self.pos = end
                 return value
 
