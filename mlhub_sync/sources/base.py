@@ -159,10 +159,15 @@ class Stager:
 
     def stage(self, rel: str, data: bytes) -> bool:
         """:func:`stage_document` through the folders held."""
-        path = self.staging / rel
+        if "" not in (parts := rel.split("/")) and "." not in parts:  # what a Path keeps as is:
+            # a plain string (a Path interns each of its parts for good: 100,000 item names)
+            folder_path, _, name = f"{self.staging}/{rel}".rpartition("/")
+        else:
+            path = self.staging / rel
+            folder_path, name = str(path.parent), path.name
         try:
-            with self.tree.folder(path.parent, create=True) as folder:
-                fd = folder.open(path.name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+            with self.tree.folder(folder_path, create=True) as folder:
+                fd = folder.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
         except FileExistsError:
             log.warning("two STAC documents map to %s; keeping the first", rel)
             return False
