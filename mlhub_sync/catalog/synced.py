@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
@@ -153,9 +153,13 @@ class _Rewrite:
                     moved=self.moved,
                 )
                 children = self._children(doc_pk) if kind != "item" else None
-                self._rewrite(tree, place, assets, children, result)
+                try:
+                    self._rewrite(tree, place, assets, children, result)
+                finally:
+                    if children is not None:
+                        children.close()  # its cursor, even when the document was unreadable
 
-    def _children(self, doc_pk: int) -> Iterator[tuple[str, Target]]:
+    def _children(self, doc_pk: int) -> Generator[tuple[str, Target]]:
         """The links to write to the documents placed under ``doc_pk``, from a cursor."""
         for path, url, kind, cid, admitted in self.db.documents.children(
             doc_pk, by_item=self.by_item
