@@ -315,7 +315,7 @@ def create_new(root: Path, path: Path, mode: int = 0o644) -> int:
             raise _with_path(exc, str(path)) from None
 
 
-_REMOVE_WINDOW = 64  # folder fds remove_tree keeps open, however deep the tree
+_REMOVE_WINDOW = 64  # levels remove_tree keeps open (two fds each), however deep the tree
 
 
 def remove_tree(folder: Folder, name: str) -> None:
@@ -323,14 +323,11 @@ def remove_tree(folder: Folder, name: str) -> None:
     link (a link is removed itself), without recursion, and with at most
     :data:`_REMOVE_WINDOW` levels open at any depth (levels above are walked again by name).
 
-    Each folder is read once, in one pass (an empty subfolder is removed on the way; a full
-    one is emptied and the pass goes on), so a folder of 100,000 subfolders costs 100,000
-    ``rmdir`` calls, not a fresh listing per subfolder."""
+    Each folder is listed once (an empty subfolder removed on the way, a full one emptied
+    first): 100,000 subfolders cost 100,000 ``rmdir`` calls, not a listing each."""
     st = folder.lstat(name)
-    if st is None:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        folder.unlink(name)
+    if st is None or not stat.S_ISDIR(st.st_mode):
+        folder.unlink(name)  # a file or a link (nothing there: nothing to do)
         return
     names = [name]  # the path from ``folder`` down to the level being emptied
     levels = [_Level(os.open(name, _DIR_FLAGS, dir_fd=folder.fd))]  # the deepest ones
@@ -355,8 +352,7 @@ def remove_tree(folder: Folder, name: str) -> None:
 
 
 class _Level:
-    """A folder being emptied: its fd and the one listing of it that :func:`remove_tree`
-    goes through (removing entries it has passed leaves the rest of a listing valid)."""
+    """A folder being emptied: its fd and its one listing (entries removed once passed)."""
 
     __slots__ = ("entries", "fd")
 
@@ -365,8 +361,7 @@ class _Level:
         self.entries: Iterator[os.DirEntry[str]] | None = None
 
     def empty_files(self) -> str | None:
-        """Remove the files, links and empty folders still to come in the listing; the name
-        of the first folder that is not empty (to empty first), or ``None`` at its end."""
+        """Remove what the listing has left up to a folder that is not empty: its name."""
         if self.entries is None:
             self.entries = os.scandir(self.fd)
         for entry in self.entries:
