@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from mlhub_sync.errors import CatalogError, FatalLocalError, SymlinkError
@@ -75,35 +75,84 @@ def install(root: Path, dataset_dir: Path, protected: Callable[[str], bool]) -> 
     if dataset_dir not in root.parents:
         raise ValueError(f"the staged tree {root} is not inside {dataset_dir}")
     moved = 0
-    pending = [""]  # folders (relative) whose target exists: their entries move one by one
+    pending = [""]  # folders (relative) whose target exists, left for later (very deep ones)
     with Tree(dataset_dir) as tree:
         while pending:
-            rel = pending.pop()
-            with (
-                tree.folder(root / rel if rel else root) as src,
-                tree.folder(dataset_dir / rel if rel else dataset_dir, create=True) as dst,
-            ):
-                for entry in src.names():
-                    name = entry.name
-                    sub = f"{rel}/{name}" if rel else name
-                    if entry.is_dir(follow_symlinks=False):
-                        if not rel and is_bookkeeping(name):
-                            log.warning(
-                                "not installing %s/ from the catalog: the name is reserved", name
-                            )
-                        elif _move_folder(src, dst, name, sub, protected):
-                            moved += 1
-                        else:
-                            pending.append(sub)
-                    elif entry.is_file(follow_symlinks=False):
-                        if not rel and is_bookkeeping(name):
-                            log.warning(
-                                "not installing %s from the catalog: the name is reserved", name
-                            )
-                        elif not protected(sub):
-                            _move_file(src, dst, name, sub)
-                            moved += 1
+            moved += _install_below(tree, root, dataset_dir, pending.pop(), protected, pending)
     return moved
+
+
+_RESERVED = "the name is reserved"
+
+_WINDOW = 16  # levels install descends into at once (three fds each); deeper ones wait
+
+
+def _install_below(
+    tree: Tree,
+    root: Path,
+    dataset_dir: Path,
+    top: str,
+    protected: Callable[[str], bool],
+    pending: list[str],
+) -> int:
+    """Move the entries of the staged folder ``top`` (relative), descending into each staged
+    folder whose target exists as its listing reaches it: a folder of 100,000 item folders
+    is gone through in one pass, never held as a list. Below :data:`_WINDOW` levels, such
+    folders go to ``pending`` instead (fds stay bounded however deep the tree)."""
+    moved = 0
+    frames: list[tuple[str, Folder, Folder, Iterator[os.DirEntry[str]]]] = []
+
+    src_top, dst_top = os.fspath(root), os.fspath(dataset_dir)
+
+    def enter(rel: str) -> None:
+        # plain strings: a Path interns each of its parts for good (100,000 item names)
+        src = tree.hold(f"{src_top}/{rel}" if rel else src_top)
+        try:
+            dst = tree.hold(f"{dst_top}/{rel}" if rel else dst_top, create=True)
+        except BaseException:
+            tree.release(src)
+            raise
+        frames.append((rel, src, dst, os.scandir(src.fd)))
+
+    enter(top)
+    try:
+        while frames:
+            rel, src, dst, entries = frames[-1]
+            descend = None
+            for entry in entries:
+                name = entry.name
+                sub = f"{rel}/{name}" if rel else name
+                if entry.is_dir(follow_symlinks=False):
+                    if not rel and is_bookkeeping(name):
+                        log.warning("not installing %s/ from the catalog: %s", name, _RESERVED)
+                    elif _move_folder(src, dst, name, sub, protected):
+                        moved += 1
+                    elif len(frames) < _WINDOW:
+                        descend = sub
+                        break
+                    else:
+                        pending.append(sub)
+                elif entry.is_file(follow_symlinks=False):
+                    if not rel and is_bookkeeping(name):
+                        log.warning("not installing %s from the catalog: %s", name, _RESERVED)
+                    elif not protected(sub):
+                        _move_file(src, dst, name, sub)
+                        moved += 1
+            if descend is not None:
+                enter(descend)
+                continue
+            _leave(tree, frames.pop())
+    finally:
+        while frames:
+            _leave(tree, frames.pop())
+    return moved
+
+
+def _leave(tree: Tree, frame: tuple[str, Folder, Folder, Iterator[os.DirEntry[str]]]) -> None:
+    _, src, dst, entries = frame
+    entries.close()  # type: ignore[attr-defined]
+    tree.release(dst)
+    tree.release(src)
 
 
 def _move_folder(

@@ -131,8 +131,42 @@ def localize(doc: dict[str, Any], place: Place, assets: Mapping[str, AssetPlace]
     """``doc`` as the synced catalog holds it (see the module doc). ``assets`` by key; an
     asset without an entry (the index refused its href) is left as it is. ``doc`` itself is
     not changed."""
+    parts = localize_parts(doc, place, assets)
+    links = parts.doc["links"]
+    links[parts.at : parts.at] = [parts.child(rel, target) for rel, target in place.children]
+    return parts.doc
+
+
+@dataclass(frozen=True)
+class Localized:
+    """A synced document without its ``child``/``item`` links, and how to make them: what
+    :func:`localize` returns is ``doc`` with ``child(rel, target)`` for each of
+    ``place.children`` inserted into ``doc["links"]`` at ``at``. A writer that streams the
+    children (a collection of a million items) makes them one at a time."""
+
+    doc: dict[str, Any]
+    at: int
+    had: _Had
+
+    def child(self, rel: str, target: Target) -> dict[str, Any]:
+        """The ``rel`` link to ``target``, with the fields of a link the document had to it."""
+        return self.had.link(rel, target)
+
+
+def localize_parts(
+    doc: dict[str, Any], place: Place, assets: Mapping[str, AssetPlace]
+) -> Localized:
+    """:func:`localize` with the child links left to the caller (see :class:`Localized`);
+    ``place.children`` is not read."""
     out = dict(doc)
-    out["links"] = _links(doc.get("links"), place)
+    had = _Had(doc.get("links"), place)
+    written = [had.link("root", Target(place.root))]
+    if place.parent is not None:
+        written.append(had.link("parent", place.parent))
+    if place.collection is not None:
+        written.append(had.link("collection", place.collection))
+    others = [_other(link, place) for link in doc.get("links") or [] if _is_other(link)]
+    out["links"] = written + others
     if isinstance(doc.get("assets"), Mapping):
         out["assets"], synced = _assets(doc["assets"], place, assets)
         if synced:
@@ -140,19 +174,21 @@ def localize(doc: dict[str, Any], place: Place, assets: Mapping[str, AssetPlace]
             listed = list(extensions) if isinstance(extensions, list) else []
             if ALTERNATE_ASSETS not in listed:
                 out["stac_extensions"] = [*listed, ALTERNATE_ASSETS]
-    return out
+    return Localized(out, len(written), had)
 
 
-def _links(links: Any, place: Place) -> list[Any]:
-    had = _Had(links, place)
-    written = [had.link("root", Target(place.root))]
-    if place.parent is not None:
-        written.append(had.link("parent", place.parent))
-    if place.collection is not None:
-        written.append(had.link("collection", place.collection))
-    written.extend(had.link(rel, target) for rel, target in place.children)
-    others = [_other(link, place) for link in links or [] if _is_other(link)]
-    return written + others
+def carries_fields(link: Any) -> bool:
+    """Whether a link matters to :func:`localize` beyond its target: False for a structural
+    link with only ``rel``, ``href`` and the JSON ``type`` (in that order), written the same
+    whether or not the document had it. A reader may leave those out of the document it
+    gives :func:`localize` (a collection's million ``item`` links from the last rewrite) and
+    get the same output, except that among several links to one target the first that
+    carries fields is kept."""
+    if _is_other(link):
+        return True
+    kind = link.get("type")
+    plain = list(link) in (["rel", "href"], ["rel", "href", "type"])
+    return not (plain and (not kind or kind == JSON))
 
 
 class _Had:

@@ -20,20 +20,20 @@ rewritten like the others, so a wider filter links them again without a new fetc
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 from mlhub_sync.catalog.bundled import bundled_prefix
 from mlhub_sync.catalog.install import is_bookkeeping
-from mlhub_sync.catalog.localize import AssetPlace, Place, Target, localize
+from mlhub_sync.catalog.localize import AssetPlace, Place, Target
 from mlhub_sync.catalog.refresh import CATALOG_INSTALLED, forget_unpacked
+from mlhub_sync.catalog.rewrite import rewrite_streamed, rewrite_whole
 from mlhub_sync.config.resolve import DatasetConfig
 from mlhub_sync.config.sources import StacSource
 from mlhub_sync.errors import FatalLocalError, SymlinkError
@@ -150,13 +150,17 @@ class _Rewrite:
                     root=root,
                     parent=Target(parent) if parent is not None else None,
                     collection=Target(collection) if collection is not None else None,
-                    children=self._children(doc_pk) if kind != "item" else (),
                     moved=self.moved,
                 )
-                self._rewrite(tree, place, assets, result)
+                children = self._children(doc_pk) if kind != "item" else None
+                try:
+                    self._rewrite(tree, place, assets, children, result)
+                finally:
+                    if children is not None:
+                        children.close()  # its cursor, even when the document was unreadable
 
-    def _children(self, doc_pk: int) -> tuple[tuple[str, Target], ...]:
-        linked = []
+    def _children(self, doc_pk: int) -> Generator[tuple[str, Target]]:
+        """The links to write to the documents placed under ``doc_pk``, from a cursor."""
         for path, url, kind, cid, admitted in self.db.documents.children(
             doc_pk, by_item=self.by_item
         ):
@@ -164,8 +168,7 @@ class _Rewrite:
                 not admitted or (kind != "catalog" and not self.filters.admits_collection(cid))
             ):
                 continue  # left out by the filters: not linked (its document stays)
-            linked.append(("item" if kind == "item" else "child", Target(path, url)))
-        return tuple(linked)
+            yield ("item" if kind == "item" else "child", Target(path, url))
 
     def _collection_assets(self) -> dict[str, dict[str, AssetPlace]]:
         found: dict[str, dict[str, AssetPlace]] = {}
@@ -197,32 +200,35 @@ class _Rewrite:
             return False
 
     def _rewrite(
-        self, tree: Tree, place: Place, assets: dict[str, AssetPlace], result: SyncedCatalog
+        self,
+        tree: Tree,
+        place: Place,
+        assets: dict[str, AssetPlace],
+        children: Iterator[tuple[str, Target]] | None,
+        result: SyncedCatalog,
     ) -> None:
+        """Rewrite one document: an item whole, in memory; a document that links others
+        (``children``) streamed, its links from the cursor into the file."""
         folder_rel, _, name = place.path.rpartition("/")
         folder_path = f"{self.top}/{folder_rel}" if folder_rel else self.top
         try:
             with tree.folder(folder_path) as folder:
                 try:
-                    with os.fdopen(folder.open(name, os.O_RDONLY), "rb") as stream:
-                        data = stream.read()
+                    stream = os.fdopen(folder.open(name, os.O_RDONLY), "rb")
                 except (FileNotFoundError, SymlinkError):
                     result.missing += 1
                     return
-                try:
-                    doc = json.loads(data)
-                except (ValueError, RecursionError):
+                with stream:
+                    if children is None:
+                        written = rewrite_whole(folder, name, stream, place, assets)
+                    else:
+                        written = rewrite_streamed(folder, name, stream, place, assets, children)
+                if written is None:
                     result.missing += 1
-                    return
-                if not isinstance(doc, dict):
-                    result.missing += 1
-                    return
-                new = _dump(localize(doc, place, assets), data)
-                if new == data:
+                elif written:
+                    result.rewritten += 1
+                else:
                     result.unchanged += 1
-                    return
-                _replace(folder, name, new)
-                result.rewritten += 1
         except (FileNotFoundError, NotADirectoryError, SymlinkError):
             result.missing += 1
         except OSError as exc:
@@ -231,30 +237,3 @@ class _Rewrite:
                 subject=str(self.config.dataset_dir / place.path),
                 hint="free disk space or fix the folder's permissions, then run again",
             ) from exc
-
-
-def _dump(doc: Any, before: bytes) -> bytes:
-    """``doc`` as JSON, indented as the document was (a compact one stays compact)."""
-    head = before[:4096]
-    newline = head.find(b"\n", 0, len(head.rstrip()))
-    if newline < 0:
-        return json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    line = head[newline + 1 :]
-    indent = line[: len(line) - len(line.lstrip(b" \t"))].decode("ascii") or None
-    return (json.dumps(doc, ensure_ascii=False, indent=indent) + "\n").encode("utf-8")
-
-
-def _replace(folder: Any, name: str, data: bytes) -> None:
-    """Write ``name`` whole: a fresh ``{name}.part`` renamed over it (a link there is
-    replaced itself). No fsync: a document is rewritten from the index whenever it is found
-    unreadable, so a crash costs a rewrite, never a wrong catalog."""
-    part = f"{name}.part"
-    fd = folder.create(part)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        folder.replace(part, folder, name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            folder.unlink(part)
-        raise

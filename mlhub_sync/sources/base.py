@@ -27,7 +27,7 @@ from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.filters import FilterSet
 from mlhub_sync.stac.document import Document
 from mlhub_sync.state.db import StateDB
-from mlhub_sync.tree import create_new
+from mlhub_sync.tree import Tree
 
 log = logging.getLogger(__name__)
 
@@ -141,15 +141,44 @@ class Source(Protocol):
         """The catalog as it is now (conditionally fetched where the source allows)."""
 
 
+class Stager:
+    """Documents staged one after another under ``staging`` (see :func:`stage_document`),
+    with the folders they go to held open between them: a STAC API's 100,000 items land in
+    one collection folder, opened once rather than walked down to for each item. A context
+    manager (closing the folders); one thread."""
+
+    def __init__(self, staging: Path):
+        self.staging = staging
+        self.tree = Tree(staging.parent)
+
+    def __enter__(self) -> Stager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.tree.close()
+
+    def stage(self, rel: str, data: bytes) -> bool:
+        """:func:`stage_document` through the folders held."""
+        if "" not in (parts := rel.split("/")) and "." not in parts:  # what a Path keeps as is:
+            # a plain string (a Path interns each of its parts for good: 100,000 item names)
+            folder_path, _, name = f"{self.staging}/{rel}".rpartition("/")
+        else:
+            path = self.staging / rel
+            folder_path, name = str(path.parent), path.name
+        try:
+            with self.tree.folder(folder_path, create=True) as folder:
+                fd = folder.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        except FileExistsError:
+            log.warning("two STAC documents map to %s; keeping the first", rel)
+            return False
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        return True
+
+
 def stage_document(staging: Path, rel: str, data: bytes) -> bool:
     """Write a document at its place ``rel`` under ``staging`` (a folder of the dataset
     folder: from there on no link is followed, ``tree.py``); ``False`` when another document
     already took that place (the first one wins, with a warning)."""
-    try:
-        fd = create_new(staging.parent, staging / rel)
-    except FileExistsError:
-        log.warning("two STAC documents map to %s; keeping the first", rel)
-        return False
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-    return True
+    with Stager(staging) as stager:
+        return stager.stage(rel, data)

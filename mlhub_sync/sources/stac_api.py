@@ -43,7 +43,7 @@ from mlhub_sync.progress import NULL_REPORTER, Reporter
 from mlhub_sync.selection.filters import FilterSet, geometry_from_geojson
 from mlhub_sync.selection.layout import collection_dir, safe_component
 from mlhub_sync.selection.query import matches
-from mlhub_sync.sources.base import CrawledCatalog, SourceContext, stage_document
+from mlhub_sync.sources.base import CrawledCatalog, SourceContext, Stager
 from mlhub_sync.stac.document import Document
 
 log = logging.getLogger(__name__)
@@ -142,40 +142,41 @@ def search(
     collections' documents."""
     io = _ViaHttp(http)
     params = search_parameters(spec, filters)
-    try:
-        client = Client.open(spec.url, stac_io=io)
-        landing = json.dumps(client.to_dict(transform_hrefs=False)).encode()
-        if stage_document(staging, "catalog.json", landing):
-            yield Document("catalog.json", landing, spec.url)
-        method = "POST" if client.conforms_to(ConformanceClasses.ITEM_SEARCH) else "GET"
-        _fit_to_conformance(client, spec, params)
-        item_search = client.search(method=method, **params)
-        seen: set[str] = set()
-        taken = 0
-        with reporter.stage("search STAC API", unit="items") as stage:
-            for page in item_search.pages_as_dicts():
-                page_url = io.last_url or spec.url
-                for item in page.get("features") or []:
-                    if not isinstance(item, dict) or not _passes(spec, item):
-                        continue
-                    if spec.max_items is not None and taken >= spec.max_items:
-                        return
-                    taken += 1
-                    collection = item.get("collection")
-                    if isinstance(collection, str) and collection and collection not in seen:
-                        seen.add(collection)
-                        yield from _collection(client, io, staging, collection)
-                    document = _item(staging, item, page_url)
-                    if document is not None:
-                        stage.update()
-                        yield document
-    except APIError as exc:
-        raise CatalogError(
-            f"the STAC API refused the search: {str(exc)[:300]}",
-            subject=redact_url(spec.url),
-            hint="check source.query / source.filter against what the API supports "
-            "(its /conformance)",
-        ) from exc
+    with Stager(staging) as stager:
+        try:
+            client = Client.open(spec.url, stac_io=io)
+            landing = json.dumps(client.to_dict(transform_hrefs=False)).encode()
+            if stager.stage("catalog.json", landing):
+                yield Document("catalog.json", landing, spec.url)
+            method = "POST" if client.conforms_to(ConformanceClasses.ITEM_SEARCH) else "GET"
+            _fit_to_conformance(client, spec, params)
+            item_search = client.search(method=method, **params)
+            seen: set[str] = set()
+            taken = 0
+            with reporter.stage("search STAC API", unit="items") as stage:
+                for page in item_search.pages_as_dicts():
+                    page_url = io.last_url or spec.url
+                    for item in page.get("features") or []:
+                        if not isinstance(item, dict) or not _passes(spec, item):
+                            continue
+                        if spec.max_items is not None and taken >= spec.max_items:
+                            return
+                        taken += 1
+                        collection = item.get("collection")
+                        if isinstance(collection, str) and collection and collection not in seen:
+                            seen.add(collection)
+                            yield from _collection(client, io, stager, collection)
+                        document = _item(stager, item, page_url)
+                        if document is not None:
+                            stage.update()
+                            yield document
+        except APIError as exc:
+            raise CatalogError(
+                f"the STAC API refused the search: {str(exc)[:300]}",
+                subject=redact_url(spec.url),
+                hint="check source.query / source.filter against what the API supports "
+                "(its /conformance)",
+            ) from exc
 
 
 def _fit_to_conformance(client: Client, spec: StacApiSource, params: dict[str, Any]) -> None:
@@ -200,7 +201,9 @@ def _passes(spec: StacApiSource, item: Mapping[str, Any]) -> bool:
     return isinstance(properties, Mapping) and matches(spec.query, properties)
 
 
-def _collection(client: Client, io: _ViaHttp, staging: Path, collection: str) -> Iterator[Document]:
+def _collection(
+    client: Client, io: _ViaHttp, stager: Stager, collection: str
+) -> Iterator[Document]:
     url = f"{client.get_self_href() or ''}".rstrip("/") + f"/collections/{collection}"
     try:
         data = io.request(url).encode("utf-8")
@@ -208,11 +211,11 @@ def _collection(client: Client, io: _ViaHttp, staging: Path, collection: str) ->
         log.warning("collection %s: its document could not be read (%s)", collection, exc)
         return
     rel = f"{collection_dir(collection)}/collection.json"
-    if stage_document(staging, rel, data):
+    if stager.stage(rel, data):
         yield Document(rel, data, url)
 
 
-def _item(staging: Path, item: Mapping[str, Any], page_url: str) -> Document | None:
+def _item(stager: Stager, item: Mapping[str, Any], page_url: str) -> Document | None:
     item_id = item.get("id")
     name = safe_component(item_id if isinstance(item_id, str) and item_id else "_unnamed")
     collection = item.get("collection")
@@ -227,7 +230,7 @@ def _item(staging: Path, item: Mapping[str, Any], page_url: str) -> Document | N
     data = json.dumps(item).encode("utf-8")
     content = {k: v for k, v in item.items() if k != "links"}  # links change per response
     digest = hashlib.blake2b(json.dumps(content, sort_keys=True).encode(), digest_size=16)
-    if not stage_document(staging, rel, data):
+    if not stager.stage(rel, data):
         return None
     return Document(rel, data, url, digest.hexdigest())
 

@@ -237,15 +237,16 @@ class DocumentTables:
             "ORDER BY d.doc_pk"
         )
 
-    def children(self, doc_pk: int, *, by_item: bool) -> list[ChildRow]:
-        """The documents placed under ``doc_pk``, in key order (see :data:`ChildRow`)."""
+    def children(self, doc_pk: int, *, by_item: bool) -> Iterator[ChildRow]:
+        """The documents placed under ``doc_pk``, in key order (see :data:`ChildRow`), read
+        from a cursor as they are consumed (a collection may have a million)."""
         admitted = _ADMITTED if by_item else "1"
-        return self._conn.execute(
+        yield from self._conn.cursor().execute(
             f"SELECT d.path, d.url, d.kind, d.collection_id, {admitted} "
             "FROM temp.doc_tree t JOIN documents d ON d.doc_pk = t.doc_pk "
             "WHERE t.parent_pk = ? ORDER BY t.doc_pk",
             (doc_pk,),
-        ).fetchall()
+        )
 
     def asset_states(self, *, selected: bool, items: bool) -> Iterator[AssetStateRow]:
         """Every item asset (``items``) by item and catalog order, or every collection asset

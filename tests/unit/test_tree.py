@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -195,3 +196,28 @@ def test_remove_tree_never_follows_a_link_and_has_no_depth_limit(
     assert open_fds() == before  # and a bounded number open meanwhile (not one per level)
     assert not os.path.lexists(top)
     assert untouched(outside)
+
+
+def test_remove_tree_lists_each_folder_once_however_many_subfolders_it_has(
+    tmp_path: Path, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A re-run's staging: 2,000 item folders emptied by the install, a few still full.
+    top = tmp_path / "staging"
+    for i in range(2000):
+        (top / "s2" / f"scene_{i:04}").mkdir(parents=True)
+    for i in range(0, 2000, 500):
+        (top / "s2" / f"scene_{i:04}" / "item.json").write_text("{}")
+        (top / "s2" / f"scene_{i:04}" / "escape").symlink_to(outside)
+    listings = []
+    scandir = os.scandir
+
+    def counted(path: Any) -> Any:
+        listings.append(path)
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", counted)
+    with opened(tmp_path) as folder:
+        remove_tree(folder, "staging")
+    assert not os.path.lexists(top)
+    assert untouched(outside)
+    assert len(listings) == 1 + 1 + 4  # staging, s2 and the four folders that were not empty
