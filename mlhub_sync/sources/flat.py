@@ -8,19 +8,23 @@ named in the plan (:class:`~mlhub_sync.sources.base.Unmatched`). The keys of one
 not be adjacent in the listing, so the matches go into a scratch table on disk
 (``state/keys.py``) and come back grouped: memory stays flat at any size of listing.
 
-Then the documents, staged in the layout and handed to the indexer like a crawled catalog's:
+The whole listing is in that table before the first document is made, and everything the
+documents are made from is digested on the way (:class:`FlatTree`, the ``prepare`` phase of
+:class:`~mlhub_sync.sources.base.CrawledCatalog`): a re-run whose digest is the index's keeps
+the index, the installed catalog and the synced catalog, and fetches nothing but the listing.
+
+Else the documents, staged in the layout and handed to the indexer like a crawled catalog's:
 a root ``catalog.json``, one Item per pseudo-item and, after its items, one Collection per
-collection (its extent theirs). An Item's ``properties`` are its template fields
-(``split: train``), its ``datetime`` the sidecar's, else the template's ``{date:...}``, else
-null; its geometry and bbox the sidecar's. Each asset is ``{href, file:size, mlhub:etag}``
-(``file:checksum`` only where the store vouches for an MD5: an S3 ETag is no checksum, the
-transfer's ``s3-etag`` rung judges it on the GET), and with ``layout: mirror`` its
-``mlhub:path``: the key itself, which the indexer makes a safe path segment by segment
-(``selection.layout.mirror_relpath``), so the tree on disk is the store's.
+collection (its extent theirs), made by ``sources/pseudo.py``. Each asset is ``{href,
+file:size, mlhub:etag}`` (``file:checksum`` only where the store vouches for an MD5: an S3
+ETag is no checksum, the transfer's ``s3-etag`` rung judges it on the GET), and with ``layout:
+mirror`` its ``mlhub:path``: the key itself, which the indexer makes a safe path segment by
+segment (``selection.layout.mirror_relpath``), so the tree on disk is the store's.
 
 A sidecar given by ``key`` is a file of the store: it is also synced, as an asset of the
 default collection (torchgeo's loaders read ``{split}_metadata.csv`` beside the images), and
-read from the store once listed; one given by ``path`` is read from the local disk.
+read from the store once listed; one given by ``path`` is read from the local disk. The digest
+takes a listed sidecar's ETag (no GET on a re-run) and a local one's bytes.
 """
 
 from __future__ import annotations
