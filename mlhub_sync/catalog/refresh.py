@@ -134,16 +134,7 @@ def refresh_catalog(
         try:
             snapshot = source.snapshot(context)  # a damaged download surfaces here too
             if isinstance(snapshot, CrawledCatalog):
-                status = _reindex(
-                    config,
-                    db,
-                    snapshot.documents,
-                    allow_file_hrefs=snapshot.allow_file_hrefs,
-                    local=LocalHrefs.of(config.allow_local, snapshot.local_root),
-                    meta={"indexed_digest": None},
-                    unreadable=snapshot.unreadable,
-                    own_paths=snapshot.asset_paths,
-                )
+                status = _refresh_crawled(config, db, snapshot)
                 if snapshot.unmatched is None:
                     return status
                 return dataclasses.replace(
@@ -168,6 +159,69 @@ def refresh_catalog(
             http.sleep(wait)
 
 
+def _unchanged(
+    config: DatasetConfig, db: StateDB, digest: str, local: LocalHrefs | None
+) -> CatalogStatus | None:
+    """The index as it is, when it was built from ``digest`` (an archive's sha256, a flat
+    tree's listing digest) under the same rules and is whole; else ``None`` (index again)."""
+    root_catalog = db.get_meta("root_catalog")
+    up_to_date = (
+        db.get_meta("indexed_digest") == digest
+        and db.count("items") + db.count("assets") > 0
+        and (root_catalog is None or (config.dataset_dir / root_catalog).exists())
+        # the file: hrefs it accepted were judged under this spec's allow_local
+        and (local is None or db.get_meta(LOCAL_HREFS) == local.key)
+        and db.get_meta(DOCUMENTS_INDEXED) == "1"
+        and db.get_meta(REWRITES) == _rewrites_key(config)
+    )
+    if not up_to_date:
+        return None
+    shown = json.loads(db.get_meta(UNREADABLE) or "[]")
+    status = CatalogStatus(
+        False,
+        db.count("items"),
+        db.count("assets"),
+        db.count("rejected"),
+        int(db.get_meta("invalid_documents") or 0),
+        tuple((str(href), str(why)) for href, why in shown),
+        int(db.get_meta("bundled_assets") or 0),
+    )
+    if config.strict and status.invalid_documents:  # indexed before, without strict
+        raise _strict_error(config, Unreadable(status.invalid_documents, list(status.unreadable)))
+    return status
+
+
+def _refresh_crawled(config: DatasetConfig, db: StateDB, crawled: CrawledCatalog) -> CatalogStatus:
+    """Index a crawled catalog; one that gives a digest first (``prepare``: a flat tree's
+    listing) is kept as indexed when the digest is the index's."""
+    meta: dict[str, str | None] = {"indexed_digest": None}
+    staging = None
+    if crawled.prepare is not None:
+        staging = staging_dir(config.dataset_dir)
+        try:
+            digest = crawled.prepare(staging)
+            kept = _unchanged(config, db, digest, None)
+        except BaseException:
+            remove_tree(staging)
+            raise
+        if kept is not None:
+            remove_tree(staging)
+            log.info("%s: the listing is the one indexed; the index is kept", config.id)
+            return kept
+        meta = {"indexed_digest": digest, REWRITES: _rewrites_key(config)}
+    return _reindex(
+        config,
+        db,
+        crawled.documents,
+        allow_file_hrefs=crawled.allow_file_hrefs,
+        local=LocalHrefs.of(config.allow_local, crawled.local_root),
+        meta=meta,
+        unreadable=crawled.unreadable,
+        own_paths=crawled.asset_paths,
+        staging=staging,
+    )
+
+
 def _refresh_archive(
     config: DatasetConfig,
     db: StateDB,
@@ -175,38 +229,14 @@ def _refresh_archive(
     reporter: Reporter,
     limits: ExtractLimits,
 ) -> CatalogStatus:
-    dataset_dir = config.dataset_dir
-    root_catalog = db.get_meta("root_catalog")
     local = LocalHrefs.of(config.allow_local, fetched.local_root)
-    up_to_date = (
-        db.get_meta("indexed_digest") == fetched.sha256
-        and db.count("items") + db.count("assets") > 0
-        and (root_catalog is None or (dataset_dir / root_catalog).exists())
-        # the file: hrefs it accepted were judged under this spec's allow_local
-        and (not fetched.allow_file_hrefs or db.get_meta(LOCAL_HREFS) == local.key)
-        and db.get_meta(DOCUMENTS_INDEXED) == "1"
-        and db.get_meta(REWRITES) == _rewrites_key(config)
-    )
-    if up_to_date:
+    kept = _unchanged(config, db, fetched.sha256, local if fetched.allow_file_hrefs else None)
+    if kept is not None:
         if fetched.pending:  # same bytes fetched again (e.g. no validators): keep the new copy
-            os.replace(fetched.path, archive_path(dataset_dir, config.id))
+            os.replace(fetched.path, archive_path(config.dataset_dir, config.id))
             with db.transaction():
                 db.set_meta(fetched.meta)
-        shown = json.loads(db.get_meta(UNREADABLE) or "[]")
-        status = CatalogStatus(
-            False,
-            db.count("items"),
-            db.count("assets"),
-            db.count("rejected"),
-            int(db.get_meta("invalid_documents") or 0),
-            tuple((str(href), str(why)) for href, why in shown),
-            int(db.get_meta("bundled_assets") or 0),
-        )
-        if config.strict and status.invalid_documents:  # indexed before, without strict
-            raise _strict_error(
-                config, Unreadable(status.invalid_documents, list(status.unreadable))
-            )
-        return status
+        return kept
     log.info("%s: indexing catalog %s", config.id, fetched.path.name)
     try:
         return _reindex(
@@ -253,11 +283,13 @@ def _reindex(
     unreadable: Unreadable | None = None,
     members_base: str | None = None,
     own_paths: bool = False,
+    staging: Path | None = None,
 ) -> CatalogStatus:
     """Index ``documents`` (an archive's members when ``members_base``), install them and
-    record the index, all in one transaction."""
+    record the index, all in one transaction. ``staging``: a staging folder already made
+    (and prepared), else a fresh one."""
     dataset_dir = config.dataset_dir
-    staging = staging_dir(dataset_dir)
+    staging = staging if staging is not None else staging_dir(dataset_dir)
     share_tree = config.asset_dir == dataset_dir
     since = db.get_meta(CATALOG_FILES_SINCE) or (
         str(staging.stat().st_ctime_ns) if share_tree else None

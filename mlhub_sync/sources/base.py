@@ -7,7 +7,9 @@ upstream, and the catalog stage (``catalog.refresh``) indexes and installs it:
   ``archive``: a local or remote ``.tar.gz``), extracted safely by the catalog stage, which
   skips the work when its sha256 is the one already indexed;
 - :class:`CrawledCatalog`: documents that arrive one by one (``stac``: a static
-  ``catalog.json`` crawled through its links), each staged in the dataset layout as it comes.
+  ``catalog.json`` crawled through its links), each staged in the dataset layout as it comes;
+  a flat tree (``s3``, ``azure``) lists first and gives the listing's digest (``prepare``), so
+  the catalog stage skips the work when it is the one already indexed.
 
 Adding a source is one module in this package (a class with ``snapshot``), its spec model in
 ``config/sources.py`` and one line in ``registry.py``.
@@ -100,6 +102,13 @@ class CrawledCatalog:
     asset's path in the ``mirror`` layout as ``mlhub:path`` (an object-store listing's key);
     the indexer honours it only then. A flat tree (``sources/flat.py``) also counts its
     ``unmatched`` keys.
+
+    ``prepare``, when given, is a first phase the catalog stage calls with the staging folder
+    before ``documents``: it gathers all the documents will be made from (a flat tree's whole
+    listing, into a scratch table there) and returns a digest of it. When the index was built
+    from the same digest, ``documents`` is not called and the index, the installed catalog
+    and the synced catalog stay as they are (as for an unchanged archive); else
+    ``documents(staging)`` continues from what ``prepare`` gathered.
     """
 
     documents: Callable[[Path], Iterator[Document]]
@@ -108,6 +117,7 @@ class CrawledCatalog:
     unreadable: Unreadable = field(default_factory=Unreadable)
     unmatched: Unmatched | None = None  # a flat tree's keys that no template reads
     asset_paths: bool = False  # the assets carry their own layout path (``mlhub:path``)
+    prepare: Callable[[Path], str] | None = None  # staging -> the digest of what is listed
 
 
 Snapshot = FetchedArchive | CrawledCatalog

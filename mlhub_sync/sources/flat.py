@@ -8,51 +8,58 @@ named in the plan (:class:`~mlhub_sync.sources.base.Unmatched`). The keys of one
 not be adjacent in the listing, so the matches go into a scratch table on disk
 (``state/keys.py``) and come back grouped: memory stays flat at any size of listing.
 
-Then the documents, staged in the layout and handed to the indexer like a crawled catalog's:
+The whole listing is in that table before the first document is made, and everything the
+documents are made from is digested on the way (:class:`FlatTree`, the ``prepare`` phase of
+:class:`~mlhub_sync.sources.base.CrawledCatalog`): a re-run whose digest is the index's keeps
+the index, the installed catalog and the synced catalog, and fetches nothing but the listing.
+
+Else the documents, staged in the layout and handed to the indexer like a crawled catalog's:
 a root ``catalog.json``, one Item per pseudo-item and, after its items, one Collection per
-collection (its extent theirs). An Item's ``properties`` are its template fields
-(``split: train``), its ``datetime`` the sidecar's, else the template's ``{date:...}``, else
-null; its geometry and bbox the sidecar's. Each asset is ``{href, file:size, mlhub:etag}``
-(``file:checksum`` only where the store vouches for an MD5: an S3 ETag is no checksum, the
-transfer's ``s3-etag`` rung judges it on the GET), and with ``layout: mirror`` its
-``mlhub:path``: the key itself, which the indexer makes a safe path segment by segment
-(``selection.layout.mirror_relpath``), so the tree on disk is the store's.
+collection (its extent theirs), made by ``sources/pseudo.py``. Each asset is ``{href,
+file:size, mlhub:etag}`` (``file:checksum`` only where the store vouches for an MD5: an S3
+ETag is no checksum, the transfer's ``s3-etag`` rung judges it on the GET), and with ``layout:
+mirror`` its ``mlhub:path``: the key itself, which the indexer makes a safe path segment by
+segment (``selection.layout.mirror_relpath``), so the tree on disk is the store's.
 
 A sidecar given by ``key`` is a file of the store: it is also synced, as an asset of the
 default collection (torchgeo's loaders read ``{split}_metadata.csv`` beside the images), and
-read from the store once listed; one given by ``path`` is read from the local disk.
+read from the store once listed; one given by ``path`` is read from the local disk. The digest
+takes a listed sidecar's ETag (no GET on a re-run) and a local one's bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import posixpath
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import shapely
 
 from mlhub_sync.config.sources import AzureSource, S3Source
 from mlhub_sync.errors import CatalogError
 from mlhub_sync.net.redact import redact_url
-from mlhub_sync.selection.layout import asset_extension, collection_dir, safe_component
+from mlhub_sync.selection.layout import collection_dir, safe_component
 from mlhub_sync.selection.template import KeyMatch, Template, compile_templates, match_key
 from mlhub_sync.sources.base import CrawledCatalog, SourceContext, Unmatched, stage_document
 from mlhub_sync.sources.listing import ListedObject, Lister
+from mlhub_sync.sources.pseudo import (
+    FORMAT,
+    STAC_VERSION,
+    Extent,
+    asset_entry,
+    collection_document,
+    item_document,
+)
 from mlhub_sync.sources.sidecar import MAX_SIDECAR_BYTES, parse_sidecar
-from mlhub_sync.stac.checksum import md5_multihash
 from mlhub_sync.stac.document import Document
-from mlhub_sync.state.keys import Group, KeyRow, KeyTable
+from mlhub_sync.state.keys import KeyRow, KeyTable
 
 log = logging.getLogger(__name__)
 
 Signing = Callable[[str], str]  # an object's URL -> the URL to GET it with
 
-STAC_VERSION = "1.0.0"
-FILE_EXTENSION = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
 SCRATCH_NAME = ".flat-keys.sqlite"  # in the staging folder, removed with it
 
 FlatSource = S3Source | AzureSource
@@ -100,118 +107,21 @@ def default_collection(spec: FlatSource, dataset_id: str) -> str:
     return spec.collection or dataset_id
 
 
-def asset_entry(row: KeyRow, mirror: bool) -> dict[str, Any]:
-    """An asset of a pseudo-item, from what the listing said about its key (pure)."""
-    entry: dict[str, Any] = {"href": row.url, "roles": ["data"]}
-    if row.size is not None:
-        entry["file:size"] = row.size
-    if row.md5:
-        entry["file:checksum"] = md5_multihash(row.md5.lower())
-    if row.etag:
-        entry["mlhub:etag"] = row.etag
-    if mirror:
-        entry["mlhub:path"] = row.key  # the indexer makes it a safe path (mirror_relpath)
-    return entry
+def listing_digest_head(spec: FlatSource, dataset_id: str) -> bytes:
+    """What a flat tree's documents depend on besides its listing and sidecar (pure): the
+    pseudo-item format, the dataset id, the tree's address, the templates, the default
+    collection, the layout and the sidecar's settings. The first bytes of its digest."""
+    sidecar = spec.sidecar.model_dump(mode="json") if spec.sidecar is not None else None
+    return json.dumps(
+        [FORMAT, dataset_id, origin(spec), spec.template, spec.collection, spec.layout, sidecar],
+        sort_keys=True,
+    ).encode()
 
 
-def item_document(group: Group, mirror: bool) -> dict[str, Any]:
-    """The STAC Item of one pseudo-item (pure). Two keys that read as the same asset keep
-    the first's key; the next is named by its file name (less the extension the layout adds),
-    then numbered."""
-    properties: dict[str, Any] = {}
-    when: str | None = None
-    for row in group.keys:
-        for name, value in (row.properties or {}).items():
-            properties.setdefault(name, value)
-        when = when or row.datetime
-    geometry: Any = None
-    if group.sidecar is not None:
-        for name, value in group.sidecar.properties.items():
-            properties.setdefault(name, value)
-        when = group.sidecar.datetime or when
-        if group.sidecar.geometry is not None:
-            geometry = json.loads(group.sidecar.geometry)
-    assets: dict[str, Any] = {}
-    for row in group.keys:
-        assets[_free_key(assets, row)] = asset_entry(row, mirror)
-    doc: dict[str, Any] = {
-        "type": "Feature",
-        "stac_version": STAC_VERSION,
-        "stac_extensions": [FILE_EXTENSION],
-        "id": group.item,
-        "collection": group.collection,
-        "geometry": geometry,
-        "properties": {"datetime": when, **properties},
-        "links": [],
-        "assets": assets,
-    }
-    box = _bounds(geometry)
-    if box is not None:
-        doc["bbox"] = list(box)
-    return doc
-
-
-def _free_key(assets: dict[str, Any], row: KeyRow) -> str:
-    if row.asset not in assets:
-        return row.asset
-    name = posixpath.basename(row.key)
-    ext = asset_extension(row.url, None)
-    base = name[: -len(ext)] if ext and name.lower().endswith(ext) else name
-    candidate, n = base or row.asset, 2
-    while candidate in assets:
-        candidate, n = f"{base or row.asset}_{n}", n + 1
-    return candidate
-
-
-def _bounds(geometry: Any) -> tuple[float, float, float, float] | None:
-    if not isinstance(geometry, dict):
-        return None
-    shape = shapely.from_geojson(json.dumps(geometry))
-    minx, miny, maxx, maxy = shape.bounds
-    return (float(minx), float(miny), float(maxx), float(maxy))
-
-
-@dataclass
-class _Extent:
-    """A collection's extent, grown item by item."""
-
-    box: list[float] | None = None
-    start: str | None = None
-    end: str | None = None
-
-    def add(self, item: dict[str, Any]) -> None:
-        box = item.get("bbox")
-        if box is not None:
-            self.box = box if self.box is None else [
-                min(self.box[0], box[0]), min(self.box[1], box[1]),
-                max(self.box[2], box[2]), max(self.box[3], box[3]),
-            ]  # fmt: skip
-        when = item["properties"].get("datetime")
-        if when is not None:
-            self.start = when if self.start is None else min(self.start, when)
-            self.end = when if self.end is None else max(self.end, when)
-
-
-def collection_document(
-    collection: str, extent: _Extent, description: str, assets: dict[str, Any]
-) -> dict[str, Any]:
-    """The STAC Collection of a flat tree's collection (pure)."""
-    doc: dict[str, Any] = {
-        "type": "Collection",
-        "stac_version": STAC_VERSION,
-        "stac_extensions": [FILE_EXTENSION],
-        "id": collection,
-        "description": description,
-        "license": "other",
-        "extent": {
-            "spatial": {"bbox": [extent.box or [-180.0, -90.0, 180.0, 90.0]]},
-            "temporal": {"interval": [[extent.start, extent.end]]},
-        },
-        "links": [],
-    }
-    if assets:
-        doc["assets"] = assets
-    return doc
+def listed_line(obj: ListedObject) -> bytes:
+    """One listed object as its digest sees it: what a pseudo-item takes from it (pure; the
+    ``last_modified`` is not in any document, so a touch that keeps the ETag is no change)."""
+    return repr((obj.key, obj.url, obj.size, obj.etag, obj.md5)).encode() + b"\n"
 
 
 def flat_documents(
@@ -224,55 +134,112 @@ def flat_documents(
 ) -> Iterator[Document]:
     """List the tree, read every key through the templates, and stage and yield its
     documents (see the module docstring)."""
-    templates = compile_templates(spec.template) if spec.template is not None else None
-    collection = default_collection(spec, ctx.dataset_id)
-    mirror = spec.layout == "mirror"
-    base = origin(spec)
-    sidecar_key = spec.sidecar.key if spec.sidecar is not None else None
-    sidecar_object: ListedObject | None = None
-    root = {
-        "type": "Catalog",
-        "stac_version": STAC_VERSION,
-        "id": ctx.dataset_id,
-        "description": f"{ctx.dataset_id}: the files under {base}, read as STAC by mlhub-sync",
-        "links": [],
-    }
-    data = json.dumps(root).encode()
-    if stage_document(staging, "catalog.json", data):
-        yield Document("catalog.json", data, base + "catalog.json")
-    with KeyTable(staging / SCRATCH_NAME) as table:
-        with ctx.reporter.stage("list keys", unit="keys") as stage:
-            for obj in lister():
-                stage.update()
-                if obj.key == sidecar_key:
-                    sidecar_object = obj
-                    continue
-                found = None if dot_segments(obj.key) else read_key(templates, obj.key, collection)
-                if found is None:
-                    unmatched.add(obj.key)
-                    continue
-                when = found.datetime.strftime("%Y-%m-%dT%H:%M:%SZ") if found.datetime else None
-                table.add(
-                    KeyRow(
-                        found.collection, found.item, found.asset, obj.key, obj.url, obj.size,
-                        obj.etag, obj.md5, obj.last_modified, when, dict(found.properties),
+    return FlatTree(spec, lister, ctx, unmatched, sign).documents(staging)
+
+
+class FlatTree:
+    """A flat tree read in two phases (the :class:`CrawledCatalog` ``prepare`` seam).
+
+    :meth:`prepare` lists the tree into the scratch table and returns the digest of all the
+    documents will be made from (:func:`listing_digest_head`, every listed object in listing
+    order, the sidecar's bytes, or its listed ETag when the store gives one: no GET of it),
+    so the catalog stage skips the re-index when the index was built from the same digest.
+    :meth:`documents` then stages and yields them from the prepared table (preparing first
+    when the caller did not). The unmatched keys are counted while listing, re-index or not.
+    """
+
+    def __init__(
+        self,
+        spec: FlatSource,
+        lister: Lister,
+        ctx: SourceContext,
+        unmatched: Unmatched,
+        sign: Signing | None = None,
+    ):
+        self.spec, self.lister, self.ctx, self.unmatched = spec, lister, ctx, unmatched
+        self.sign = sign
+        self.templates = compile_templates(spec.template) if spec.template is not None else None
+        self.collection = default_collection(spec, ctx.dataset_id)
+        self.sidecar_object: ListedObject | None = None
+        self.sidecar_data: tuple[bytes, str] | None = None
+        self.prepared: Path | None = None  # the staging folder whose scratch table is filled
+
+    def prepare(self, staging: Path) -> str:
+        """List the tree into ``staging``'s scratch table; the digest (see the class doc)."""
+        spec, ctx, collection = self.spec, self.ctx, self.collection
+        sidecar_key = spec.sidecar.key if spec.sidecar is not None else None
+        digest = hashlib.sha256(listing_digest_head(spec, ctx.dataset_id))
+        table = KeyTable(staging / SCRATCH_NAME)
+        try:
+            with ctx.reporter.stage("list keys", unit="keys") as stage:
+                for obj in self.lister():
+                    stage.update()
+                    digest.update(listed_line(obj))
+                    if obj.key == sidecar_key:
+                        self.sidecar_object = obj
+                        continue
+                    found = (
+                        None
+                        if dot_segments(obj.key)
+                        else read_key(self.templates, obj.key, collection)
                     )
-                )  # fmt: skip
-        if unmatched.count:
+                    if found is None:
+                        self.unmatched.add(obj.key)
+                        continue
+                    when = found.datetime.strftime("%Y-%m-%dT%H:%M:%SZ") if found.datetime else None
+                    table.add(
+                        KeyRow(
+                            found.collection, found.item, found.asset, obj.key, obj.url, obj.size,
+                            obj.etag, obj.md5, obj.last_modified, when, dict(found.properties),
+                        )
+                    )  # fmt: skip
+            table.close(remove=False)
+        except BaseException:
+            table.close()
+            raise
+        if self.unmatched.count:
             log.warning(
                 "%s: keys that match no template (not synced): %d, e.g. %s",
-                ctx.dataset_id, unmatched.count, ", ".join(unmatched.shown[:3]),
+                ctx.dataset_id, self.unmatched.count, ", ".join(self.unmatched.shown[:3]),
             )  # fmt: skip
         if spec.sidecar is not None:
-            data, name = _sidecar_bytes(spec, sidecar_object, ctx, sign)
-            table.add_sidecar(parse_sidecar(data, spec.sidecar, name))
-        yield from _grouped(table, spec, ctx, staging, collection, sidecar_object, mirror)
+            listed = self.sidecar_object
+            if spec.sidecar.path is not None or listed is None or not listed.etag:
+                self.sidecar_data = _sidecar_bytes(spec, listed, ctx, self.sign)
+                digest.update(b"sidecar " + hashlib.sha256(self.sidecar_data[0]).digest())
+        self.prepared = staging
+        return "listing:" + digest.hexdigest()
+
+    def documents(self, staging: Path) -> Iterator[Document]:
+        """Stage and yield the documents: the root catalog, then the pseudo-items grouped."""
+        if self.prepared != staging:
+            self.prepare(staging)
+        spec, ctx = self.spec, self.ctx
+        base = origin(spec)
+        root = {
+            "type": "Catalog",
+            "stac_version": STAC_VERSION,
+            "id": ctx.dataset_id,
+            "description": f"{ctx.dataset_id}: the files under {base}, read as STAC by mlhub-sync",
+            "links": [],
+        }
+        data = json.dumps(root).encode()
+        if stage_document(staging, "catalog.json", data):
+            yield Document("catalog.json", data, base + "catalog.json")
+        with KeyTable(staging / SCRATCH_NAME, fresh=False) as table:
+            if spec.sidecar is not None:
+                data, name = self.sidecar_data or _sidecar_bytes(
+                    spec, self.sidecar_object, ctx, self.sign
+                )
+                table.add_sidecar(parse_sidecar(data, spec.sidecar, name))
+            yield from _grouped(
+                table, spec, staging, self.collection, self.sidecar_object, spec.layout == "mirror"
+            )
 
 
 def _grouped(
     table: KeyTable,
     spec: FlatSource,
-    ctx: SourceContext,
     staging: Path,
     default: str,
     sidecar_object: ListedObject | None,
@@ -280,7 +247,7 @@ def _grouped(
 ) -> Iterator[Document]:
     base = origin(spec)
     current: str | None = None
-    extent = _Extent()
+    extent = Extent()
 
     def collection_doc(collection: str) -> Iterator[Document]:
         assets: dict[str, Any] = {}
@@ -300,7 +267,7 @@ def _grouped(
         if group.collection != current:
             if current is not None:
                 yield from collection_doc(current)
-            current, extent = group.collection, _Extent()
+            current, extent = group.collection, Extent()
             seen_default = seen_default or current == default
         doc = item_document(group, mirror)
         extent.add(doc)
@@ -311,7 +278,7 @@ def _grouped(
     if current is not None:
         yield from collection_doc(current)
     if not seen_default and sidecar_object is not None:
-        extent = _Extent()
+        extent = Extent()
         yield from collection_doc(default)
 
 
@@ -341,38 +308,22 @@ def _sidecar_bytes(
     return reply.content, redact_url(listed.url)
 
 
-class _Snapshot:
-    """Keeps the arguments of :func:`flat_snapshot` for its documents callable."""
-
-    def __init__(
-        self,
-        spec: FlatSource,
-        lister: Lister,
-        ctx: SourceContext,
-        unmatched: Unmatched,
-        sign: Signing | None,
-    ):
-        self.spec, self.lister, self.ctx, self.unmatched = spec, lister, ctx, unmatched
-        self.sign = sign
-
-    def __call__(self, staging: Path) -> Iterator[Document]:
-        return flat_documents(self.spec, self.lister, self.ctx, staging, self.unmatched, self.sign)
-
-
 def flat_snapshot(
     spec: S3Source | AzureSource,
     lister: Lister,
     ctx: SourceContext,
     sign: Signing | None = None,
 ) -> CrawledCatalog:
-    """The snapshot of a flat tree: its documents made as the listing streams (see the
-    module docstring), its unmatched keys counted, its assets placed by ``mlhub:path`` when
-    the layout is ``mirror``. ``sign`` signs the source's own reads of its objects (the
-    sidecar): a private container's SAS."""
+    """The snapshot of a flat tree: listed and digested first (:meth:`FlatTree.prepare`), its
+    documents made from the listing only when the index was built from another digest, its
+    unmatched keys counted, its assets placed by ``mlhub:path`` when the layout is ``mirror``.
+    ``sign`` signs the source's own reads of its objects (the sidecar): a private SAS."""
     unmatched = Unmatched()
+    tree = FlatTree(spec, lister, ctx, unmatched, sign)
     return CrawledCatalog(
-        documents=_Snapshot(spec, lister, ctx, unmatched, sign),
+        documents=tree.documents,
         allow_file_hrefs=False,  # a store on the network never names local files
         unmatched=unmatched,
         asset_paths=spec.layout == "mirror",
+        prepare=tree.prepare,
     )

@@ -83,15 +83,19 @@ class Group:
 
 
 class KeyTable:
-    """The scratch db at ``path`` (created fresh; :meth:`close` removes it)."""
+    """The scratch db at ``path``: created fresh, or with ``fresh=False`` the one a previous
+    :meth:`close` (``remove=False``) left there; :meth:`close` removes it."""
 
-    def __init__(self, path: Path, batch: int = 5000):
+    def __init__(self, path: Path, batch: int = 5000, *, fresh: bool = True):
         self.path = path
         self.batch = batch
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        if fresh:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        elif not path.is_file():
+            raise FileNotFoundError(path)
         self._conn = sqlite3.connect(path, isolation_level=None)
-        for statement in _SCHEMA:
+        for statement in _SCHEMA if fresh else _SCHEMA[:2]:
             self._conn.execute(statement)
         self._keys: list[tuple[Any, ...]] = []
         self.count = 0
@@ -140,11 +144,15 @@ class KeyTable:
         if current:
             yield Group(current[0].collection, current[0].item, tuple(current), sidecar)
 
-    def close(self) -> None:
-        """Close and remove the scratch db."""
+    def close(self, *, remove: bool = True) -> None:
+        """Close the scratch db (its queued keys written) and remove it, unless ``remove`` is
+        false: then a ``KeyTable(path, fresh=False)`` reads it again."""
+        if not remove:
+            self._flush()
         self._conn.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        if remove:
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     def __enter__(self) -> KeyTable:
         return self

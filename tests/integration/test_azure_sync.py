@@ -97,6 +97,8 @@ def test_a_flat_tree_syncs_verified_by_the_listed_md5_and_a_rerun_fetches_nothin
     assert len(asset_gets(service, "devstoreaccount1/mlhub/flat/")) == before  # not one GET
     listings = [t for m, t, _ in service.requests() if "comp=list" in t and "prefix=flat" in t]
     assert len(listings) == 2  # each run listed the prefix once
+    # and the listing is the one indexed: no re-index, the Content-MD5s as listed before
+    assert again.json()["datasets"][0]["catalog"]["reindexed"] is False
 
 
 def test_bytes_that_disagree_with_the_listed_md5_are_refused_and_never_placed(

@@ -91,6 +91,18 @@ def test_keys_of_one_item_far_apart_in_the_listing_come_back_together(tmp_path: 
     assert not (tmp_path / "keys.sqlite").exists()  # the scratch table is gone with it
 
 
+def test_a_scratch_table_kept_on_close_reads_again_with_its_queued_keys(tmp_path: Path) -> None:
+    path = tmp_path / "keys.sqlite"
+    table = KeyTable(path, batch=100)
+    table.add(_row("ds", "c1", "B02", "f/c1/B02.tif"))  # queued, not yet written
+    table.close(remove=False)
+    with KeyTable(path, fresh=False) as again:
+        assert [g.item for g in again.groups()] == ["c1"]
+    assert not path.exists()
+    with pytest.raises(FileNotFoundError):
+        KeyTable(path, fresh=False)  # nothing kept: no empty table made up
+
+
 def test_an_item_document_says_what_the_listing_and_the_sidecar_know() -> None:
     group = Group(
         "ds",
