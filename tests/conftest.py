@@ -267,3 +267,21 @@ def examples(tmp_path: Path) -> Path:
     shutil.copytree(repo / "examples/configs", target / "configs")
     shutil.copytree(repo / "examples/data/quickstart", target / "data/quickstart")
     return target
+
+
+_FIRST = ("tests/e2e/", "tests/integration/")  # then tests/unit/: the long poles start first
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the end-to-end tests first, then the integration tests, then the unit tests.
+
+    Longest first is how a few workers finish together: the e2e tests (real processes, a
+    soak, kills) take seconds each, the unit tests milliseconds, so the many short ones fill
+    in at the end instead of one 18 s soak starting last (``--dist worksteal`` hands each
+    worker consecutive tests). A stable sort: the order within each folder is kept."""
+
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid
+        return next((i for i, prefix in enumerate(_FIRST) if path.startswith(prefix)), 2)
+
+    items.sort(key=rank)

@@ -172,6 +172,7 @@ def _url_path(href: str) -> str:
         and scheme.isalnum()
         and scheme[0].isalpha()
         and "[" not in rest
+        and "]" not in rest  # urlsplit judges brackets (IPv6 hosts): leave them to it
     ):
         cut = min(
             (i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0),

@@ -56,6 +56,7 @@ def test_the_first_document_at_a_place_wins_and_a_link_is_never_written_through(
     assert list(outside.iterdir()) == []
 
 
+@pytest.mark.fuzz  # thousands of items: coverage paused (tests/conftest.py)
 def test_a_rerun_installs_5000_items_over_their_folders_with_flat_memory(
     tmp_path: Path,
 ) -> None:

@@ -92,6 +92,7 @@ def rewrite(folder_path: Path, children: Iterator[tuple[str, Target]]) -> bool |
         return rewrite_streamed(folder, "collection.json", stream, PLACE, {}, children)
 
 
+@pytest.mark.fuzz  # thousands of items: coverage paused (tests/conftest.py)
 def test_a_collection_with_many_items_is_written_from_an_iterator_with_flat_memory(
     tmp_path: Path,
 ) -> None:
