@@ -240,10 +240,14 @@ class SourceCoopFront:
             queue = self._faults.get(path)
             if queue and handler.command == "GET":
                 fault = queue.popleft()
-        status = self._respond(handler, parts.path, query, agent, fault)
-        with self._lock:
+        answer = self._respond(handler, parts.path, query, agent, fault)
+        with self._lock:  # recorded before the answer goes out: a client that has its answer
+            # always finds its request in the log
             headers = {name.lower(): value for name, value in handler.headers.items()}
+            status = answer[0] if answer is not None else 0
             self.requests.append(Request(handler.command, path, query, headers, status))
+        if answer is not None:
+            _send(handler, *answer, head=handler.command == "HEAD")
 
     def _respond(
         self,
@@ -252,16 +256,17 @@ class SourceCoopFront:
         query: dict[str, str],
         agent: str | None,
         fault: str | None,
-    ) -> int:
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        """The answer to send (status, headers, body), or ``None`` for none at all."""
         if not agent:
-            return _send(handler, 403, {"Content-Type": "application/xml"}, _ACCESS_DENIED)
+            return 403, {"Content-Type": "application/xml"}, _ACCESS_DENIED
         if fault == "stall":
             self.stalled.set()
             self.stopping.wait(60)
             handler.close_connection = True
-            return 0
+            return None
         if fault == "status":
-            return _send(handler, 503, {"Content-Type": "text/plain"}, b"slow down")
+            return 503, {"Content-Type": "text/plain"}, b"slow down"
         if query.get("list-type") == "2":
             asked = int(query.get("max-keys") or MAX_KEYS)
             query = {**query, "max-keys": str(min(asked, MAX_KEYS))}
@@ -291,7 +296,7 @@ class SourceCoopFront:
                 + bytes([body[len(body) // 2] ^ 0xFF])
                 + body[len(body) // 2 + 1 :]
             )
-        return _send(handler, upstream.status, headers, body, head=handler.command == "HEAD")
+        return upstream.status, headers, body
 
 
 _ACCESS_DENIED = (

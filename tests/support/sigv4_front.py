@@ -180,20 +180,28 @@ class SigV4Front:
         payer = fields.get("x-amz-request-payer") == "requester"
         if refusal is None and bucket in self.requester_pays and not payer:
             refusal = "AccessDenied"
+
+        def record(status: int) -> None:  # before the response goes out: a client that has
+            # its answer always finds the request in the log
+            with self._lock:
+                self.requests.append(
+                    SignedRequest(
+                        handler.command, unquote(parts.path), parts.query, status, refusal
+                    )
+                )
+
         if refusal is not None:
             body = (
                 '<?xml version="1.0" encoding="UTF-8"?>'
                 f"<Error><Code>{refusal}</Code><Message>refused by the front</Message></Error>"
             ).encode()
-            status = _send(handler, 403, {"Content-Type": "application/xml"}, body)
+            _send(handler, 403, {"Content-Type": "application/xml"}, body, record)
         else:
-            status = self._forward(handler, target)
-        with self._lock:
-            self.requests.append(
-                SignedRequest(handler.command, unquote(parts.path), parts.query, status, refusal)
-            )
+            self._forward(handler, target, record)
 
-    def _forward(self, handler: BaseHTTPRequestHandler, target: str) -> int:
+    def _forward(
+        self, handler: BaseHTTPRequestHandler, target: str, record: Callable[[int], None]
+    ) -> int:
         forwarded = {
             name: value
             for name, value in handler.headers.items()
@@ -215,12 +223,17 @@ class SigV4Front:
                 headers["Content-Length"] = upstream.getheader("Content-Length") or "0"
         finally:
             conn.close()
-        return _send(handler, upstream.status, headers, body)
+        return _send(handler, upstream.status, headers, body, record)
 
 
 def _send(
-    handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], body: bytes
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    record: Callable[[int], None],
 ) -> int:
+    record(status)
     handler.send_response(status)
     for name, value in headers.items():
         handler.send_header(name, value)
