@@ -36,6 +36,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from tests.support.azurite_workspace import write_workspace
+from tests.support.listening import wait_until_listening
 
 ACCOUNT = "devstoreaccount1"
 # The emulator's published development key (the same in every Azurite and in Microsoft's
@@ -279,7 +280,7 @@ def azurite(folder: Path, preload: Sequence[Container] = ()) -> Iterator[Azurite
     )
     log.close()  # the child has its own descriptor
     try:
-        _wait_until_listening(port, proc)
+        wait_until_listening(port, proc, "azurite-blob", within=30.0)
         client = Azurite(port, access_log, proc.pid)
         try:
             yield client
@@ -299,16 +300,3 @@ def azurite(folder: Path, preload: Sequence[Container] = ()) -> Iterator[Azurite
 
 _MARKER = "log-marker-"
 _ACCESS = re.compile(r'"([A-Z]+) (\S+) HTTP/[0-9.]+" (\d{3})')
-
-
-def _wait_until_listening(port: int, proc: subprocess.Popen[bytes], within: float = 30.0) -> None:
-    """Return once the emulator accepts connections."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"azurite-blob exited with {proc.returncode}: {err[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)  # a readiness poll, not a timing assumption: it ends on the event
-    raise RuntimeError(f"azurite-blob did not listen on 127.0.0.1:{port} within {within} s")

@@ -32,13 +32,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from botocore.auth import S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
+from tests.support.listening import Front
 from tests.support.moto_s3 import REGION, MotoS3
 
 
@@ -108,7 +109,7 @@ def verify(
     return None
 
 
-class SigV4Front:
+class SigV4Front(Front):
     """The verifying front before ``moto`` (see the module docstring); a context manager.
     ``keys``: access key id -> (secret, session token or ``None``)."""
 
@@ -126,33 +127,7 @@ class SigV4Front:
         self.clock = clock
         self.requests: list[SignedRequest] = []
         self._lock = threading.Lock()
-        front = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                front._answer(self)
-
-            def do_HEAD(self) -> None:
-                front._answer(self)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,))
-
-    def __enter__(self) -> SigV4Front:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        self._start_server()
 
     def of(self, prefix: str, method: str | None = None) -> list[SignedRequest]:
         """The requests to paths starting with ``prefix`` (of ``method``, if given)."""

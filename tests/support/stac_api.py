@@ -10,10 +10,11 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from tests.support.listening import wait_until_listening
 
 
 def rustac_binary() -> str:
@@ -54,7 +55,7 @@ def stac_api(
         env={**os.environ, "RUST_LOG": "error"},
     )
     try:
-        _wait_until_listening(port, proc)
+        wait_until_listening(port, proc, "rustac serve", within=20.0)
         yield f"http://127.0.0.1:{port}/"
     finally:
         proc.terminate()
@@ -65,19 +66,6 @@ def stac_api(
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
-
-
-def _wait_until_listening(port: int, proc: subprocess.Popen[bytes], within: float = 20.0) -> None:
-    """Return once the server accepts connections (it loads its documents first)."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            err = proc.stderr.read().decode() if proc.stderr else ""
-            raise RuntimeError(f"rustac serve exited with {proc.returncode}: {err[-2000:]}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)  # a readiness poll, not a timing assumption: it ends on the event
-    raise RuntimeError(f"rustac serve did not listen on 127.0.0.1:{port} within {within} s")
 
 
 def collection(collection_id: str) -> dict[str, Any]:
